@@ -1,0 +1,200 @@
+"""The ``unlearn-audit`` command line. It only parses, builds the config and calls the library."""
+
+from __future__ import annotations
+
+import dataclasses
+import shlex
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    """Exceptions that are the user's to fix: printed as one line, no traceback."""
+    from attacks.registry import UnknownAttackError
+    from audit.config import ConfigError
+    from audit.plan import PlanError
+    from learning.data import DataError
+    from learning.models import ModelError
+    from reports import ReportError
+    from unlearners import UnlearnerError
+
+    return (
+        ConfigError,
+        DataError,
+        ModelError,
+        PlanError,
+        UnlearnerError,
+        UnknownAttackError,
+        ReportError,
+    )
+
+
+def _guard(fn: F) -> F:
+    """Turn user errors into ``error: ...`` and exit code 2; Ctrl-C into a resume hint."""
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        errors = _user_errors()
+        try:
+            return fn(*args, **kwargs)
+        except errors as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo(
+                "\ninterrupted: finished models are cached in the run directory; "
+                "run the same command again to resume",
+                err=True,
+            )
+            sys.exit(130)
+
+    wrapper.__name__ = fn.__name__
+    wrapper.__doc__ = fn.__doc__
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="unlearn-audit", message="%(prog)s %(version)s")
+def main() -> None:
+    """Audit machine unlearning: did the model really forget?
+
+    Trains (or loads) the original model, runs unlearning methods, a retrained
+    reference and a bank of membership-inference shadow models, and writes a
+    run directory with results.json, samples.csv, signals.npz and report.html.
+    """
+
+
+def _overrides(**opts: Any) -> dict[str, Any]:
+    """CLI flags as a TOML-shaped dict (only the flags that were given)."""
+    table: dict[str, Any] = {}
+
+    def put(path: str, value: Any) -> None:
+        *parents, leaf = path.split(".")
+        node = table
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+
+    mapping = {
+        "dataset": "data.dataset",
+        "data_root": "data.root",
+        "limit": "data.limit",
+        "model": "model.arch",
+        "forget": "forget.spec",
+        "shadows": "attack.shadows",
+        "seed": "seed",
+        "device": "device",
+        "name": "name",
+        "epochs": "train.epochs",
+    }
+    for opt, path in mapping.items():
+        if opts.get(opt) is not None:
+            put(path, opts[opt])
+    if opts.get("unlearner"):
+        put("unlearn.methods", list(opts["unlearner"]))
+    return table
+
+
+@main.command()
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    help="TOML config file (flags below override its keys).",
+)
+@click.option(
+    "--dataset",
+    help="digits (default, embedded), mnist, fashion-mnist, cifar10, "
+    "cifar100, svhn, or a path to an .npz with x and y.",
+)
+@click.option("--data-root", help="Folder with the dataset's raw files.")
+@click.option("--limit", type=int, help="Use only the first N samples of the dataset.")
+@click.option("--model", help="Architecture: mlp, cnn or resnet18.")
+@click.option("--forget", help="random:FRACTION | class:K | file:PATH (default random:0.1).")
+@click.option(
+    "--unlearner", multiple=True, help="Method to audit (repeatable); see `unlearn-audit methods`."
+)
+@click.option("--shadows", type=int, help="Number of shadow models (even).")
+@click.option("--epochs", type=int, help="Training epochs of every trained model.")
+@click.option("--seed", type=int, help="Seed of every random draw.")
+@click.option("--name", help="Run name shown in the report.")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(file_okay=False),
+    default="runs/audit",
+    show_default=True,
+    help="Run directory (cached models in it are reused).",
+)
+@click.option("--device", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:1, mps.")
+@click.option("--no-report", is_flag=True, help="Do not render report.html.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+@_guard
+def audit(config_path: str | None, out: str, no_report: bool, quiet: bool, **opts: Any) -> None:
+    """Run a complete audit and write the run directory."""
+    from audit.config import from_dict, load_toml, merge
+    from audit.pipeline import run_audit
+
+    base = load_toml(config_path) if config_path else {}
+    cfg = from_dict(merge(base, _overrides(**opts)))
+    command = "unlearn-audit " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    res = run_audit(cfg, out, progress=not quiet, command=command, render_report=not no_report)
+    _print_summary(res.results)
+    click.echo(f"run directory: {res.run_dir}")
+    if res.report is not None:
+        click.echo(f"report: {res.report}")
+
+
+def _print_summary(results: dict[str, Any]) -> None:
+    attack = results["config"]["verdict"]["attack"]
+    click.echo(
+        f"\n{'model':<18}{'status':<14}{'test acc':>9}{'forget acc':>12}{'AUC ' + attack:>22}"
+    )
+    for name, model in results["models"].items():
+        util = model.get("utility") or {}
+        verdict = results["verdicts"].get(name, {}).get("status", "-")
+        auc = results["attacks"].get(name, {}).get(attack, {}).get("forget_vs_nonmember", {})
+        click.echo(
+            f"{name:<18}{verdict:<14}"
+            f"{util.get('test_acc', float('nan')):>9.3f}"
+            f"{util.get('forget_acc', float('nan')):>12.3f}"
+            f"{auc.get('auc', float('nan')):>22.3f}"
+        )
+    controls = results["controls"]
+    click.echo(f"controls separated: {'yes' if controls['separated'] else 'NO'}")
+    for reason in controls["reasons"]:
+        click.echo(f"  - {reason}")
+
+
+@main.command()
+@_guard
+def methods() -> None:
+    """List the unlearning methods with their paradigms, parameters and defaults."""
+    import unlearners
+
+    for name in unlearners.available():
+        cls = unlearners.get(name)
+        params = ", ".join(f"{f.name}={f.default!r}" for f in dataclasses.fields(cls.Params))
+        click.echo(f"{name:<18}[{', '.join(sorted(cls.paradigms))}]  {cls.summary}")
+        click.echo(f"{'':<18}params: {params or '(none)'}")
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@_guard
+def report(run_dir: str) -> None:
+    """Re-render RUN_DIR/report.html from its results (no retraining)."""
+    from reports import ReportError, render
+
+    if not Path(run_dir).is_dir():
+        raise ReportError(f"{run_dir}: no such run directory")
+    click.echo(f"report: {render(run_dir)}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

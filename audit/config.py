@@ -1,0 +1,282 @@
+"""The audit configuration: TOML file and/or CLI flags -> one frozen, validated config.
+
+Every key has a default, so an empty config is the embedded default audit
+(scikit-learn's ``digits``, an MLP, 10% random forget). Unknown keys and
+wrong types fail here, before any training, with a message that names the key
+and the fix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from learning.train import Recipe
+
+
+class ConfigError(ValueError):
+    """An invalid configuration value; the message names the key."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which data to audit.
+
+    Attributes:
+        dataset: A built-in name (``digits``, ``mnist``, ``fashion-mnist``, ``cifar10``,
+            ``cifar100``, ``svhn``) or a path to an ``.npz`` file with ``x`` and ``y``.
+        root: Folder with the raw files (torchvision datasets, Fashion-MNIST...).
+        limit: Use only the first ``limit`` samples of the dataset (0 = all).
+    """
+
+    dataset: str = "digits"
+    root: str = ""
+    limit: int = 0
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of the original, reference and shadow models.
+
+    Attributes:
+        arch: ``mlp``, ``cnn`` or ``resnet18``.
+    """
+
+    arch: str = "mlp"
+
+
+@dataclass(frozen=True)
+class ForgetConfig:
+    """The forget request.
+
+    Attributes:
+        spec: ``random:FRACTION`` of the members, ``class:K`` (a class index or name: all
+            members of that class), or ``file:PATH`` (pool indices, whitespace/comma
+            separated; they are placed among the members).
+    """
+
+    spec: str = "random:0.1"
+
+
+@dataclass(frozen=True)
+class UnlearnConfig:
+    """Methods to audit (besides the ``noop`` and ``retrain`` controls) and their parameters.
+
+    Attributes:
+        methods: Registry names (see ``unlearn-audit methods``).
+        params: Per-method parameter tables, e.g. ``{"finetune": {"epochs": 3}}``.
+    """
+
+    methods: tuple[str, ...] = ("finetune", "gradient_ascent")
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AttackConfig:
+    """The membership-inference measurement.
+
+    Attributes:
+        shadows: Number of shadow models (even; each sample is IN exactly half of them).
+        queries: Augmented queries per sample (identity, flip where sensible, 1-px shifts).
+        attacks: Attack registry names to run on every model.
+    """
+
+    shadows: int = 16
+    queries: int = 5
+    attacks: tuple[str, ...] = ("loss", "lira_online", "lira_offline")
+
+
+@dataclass(frozen=True)
+class VerdictConfig:
+    """How a verdict is reached (see docs/verdict.md).
+
+    Attributes:
+        attack: The attack whose forget-vs-non-member AUC decides membership evidence.
+        level: Confidence level of the bootstrap interval of the AUC difference.
+        n_boot: Bootstrap replicates.
+        utility_tolerance: Largest allowed drop of test accuracy below the reference.
+    """
+
+    attack: str = "lira_online"
+    level: float = 0.95
+    n_boot: int = 1000
+    utility_tolerance: float = 0.05
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    """The whole audit, resolved and validated."""
+
+    name: str = "audit"
+    seed: int = 0
+    device: str = "auto"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: Recipe = field(default_factory=lambda: Recipe(epochs=40, batch_size=32, augment=False))
+    forget: ForgetConfig = field(default_factory=ForgetConfig)
+    unlearn: UnlearnConfig = field(default_factory=UnlearnConfig)
+    attack: AttackConfig = field(default_factory=AttackConfig)
+    verdict: VerdictConfig = field(default_factory=VerdictConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every resolved key, as plain TOML/JSON-compatible values."""
+        return _plain(dataclasses.asdict(self))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _check_type(key: str, value: Any, hint: Any) -> Any:
+    origin = typing.get_origin(hint)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"config key '{key}' must be true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"config key '{key}' must be an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"config key '{key}' must be a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"config key '{key}' must be a string, got {value!r}")
+        return value
+    if origin is tuple:
+        if isinstance(value, str) or not isinstance(value, list | tuple):
+            raise ConfigError(f"config key '{key}' must be a list of strings, got {value!r}")
+        if not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"config key '{key}' must be a list of strings, got {value!r}")
+        return tuple(value)
+    if origin is dict:
+        if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+            raise ConfigError(f"config key '{key}' must be a table of tables, got {value!r}")
+        return value
+    if origin in (types.UnionType, typing.Union):
+        return value
+    raise ConfigError(f"config key '{key}': unsupported type {hint}")  # pragma: no cover
+
+
+def _build(cls: type, table: Any, prefix: str) -> Any:
+    if not isinstance(table, dict):
+        raise ConfigError(f"config key '{prefix}' must be a table, got {table!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(table) - set(fields))
+    if unknown:
+        where = f"[{prefix}]" if prefix else "the top level"
+        raise ConfigError(
+            f"unknown config key '{(prefix + '.' if prefix else '') + unknown[0]}'; "
+            f"valid keys in {where}: {', '.join(sorted(fields))}"
+        )
+    kwargs: dict[str, Any] = {}
+    for name, value in table.items():
+        key = f"{prefix}.{name}" if prefix else name
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            kwargs[name] = _build(hint, value, key)  # type: ignore[arg-type]
+        else:
+            kwargs[name] = _check_type(key, value, hint)
+    if cls is Recipe:
+        kwargs = {**dataclasses.asdict(AuditConfig().train), **kwargs}
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"[{prefix}]: {exc}") from exc
+
+
+def _validate(cfg: AuditConfig) -> None:
+    a, v = cfg.attack, cfg.verdict
+    if a.shadows < 2 or a.shadows % 2:
+        raise ConfigError(f"attack.shadows must be an even number >= 2, got {a.shadows}")
+    if a.queries < 1:
+        raise ConfigError(f"attack.queries must be >= 1, got {a.queries}")
+    if not 0.5 < v.level < 1:
+        raise ConfigError(f"verdict.level must lie in (0.5, 1), got {v.level}")
+    if v.n_boot < 100:
+        raise ConfigError(f"verdict.n_boot must be >= 100, got {v.n_boot}")
+    if not 0 <= v.utility_tolerance <= 1:
+        raise ConfigError(
+            f"verdict.utility_tolerance must lie in [0, 1], got {v.utility_tolerance}"
+        )
+    if cfg.data.limit < 0:
+        raise ConfigError(f"data.limit must be >= 0, got {cfg.data.limit}")
+    if len(set(cfg.unlearn.methods)) != len(cfg.unlearn.methods):
+        raise ConfigError(f"unlearn.methods lists a method twice: {list(cfg.unlearn.methods)}")
+    stray = sorted(set(cfg.unlearn.params) - set(cfg.unlearn.methods))
+    if stray:
+        raise ConfigError(
+            f"unlearn.params.{stray[0]} is given but '{stray[0]}' is not in unlearn.methods"
+        )
+
+
+def from_dict(table: dict[str, Any]) -> AuditConfig:
+    """Build and validate a config from a (TOML-shaped) nested dict."""
+    cfg: AuditConfig = _build(AuditConfig, table, "")
+    _validate(cfg)
+    return cfg
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    """Read a TOML config file into a dict (a clear error if missing or malformed)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {p} does not exist")
+    try:
+        with p.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {p} is not valid TOML: {exc}") from exc
+
+
+def merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge ``overrides`` into a copy of ``base`` (overrides win)."""
+    out = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def to_toml(table: dict[str, Any]) -> str:
+    """Serialise a nested dict of scalars and lists to TOML (enough for our configs)."""
+    lines: list[str] = []
+
+    def scalar(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, int | float):
+            return repr(v)
+        if isinstance(v, str):
+            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        if isinstance(v, list | tuple):
+            return "[" + ", ".join(scalar(x) for x in v) + "]"
+        raise TypeError(f"cannot write {v!r} to TOML")
+
+    def emit(tbl: dict[str, Any], prefix: str) -> None:
+        subs = {k: v for k, v in tbl.items() if isinstance(v, dict)}
+        for k, v in tbl.items():
+            if not isinstance(v, dict):
+                lines.append(f"{k} = {scalar(v)}")
+        for k, v in subs.items():
+            name = f"{prefix}.{k}" if prefix else k
+            lines.append("")
+            lines.append(f"[{name}]")
+            emit(v, name)
+
+    emit(table, "")
+    return "\n".join(lines).lstrip("\n") + "\n"

@@ -1,0 +1,60 @@
+import tomllib
+
+import pytest
+
+from audit.config import AuditConfig, ConfigError, from_dict, load_toml, merge, to_toml
+
+
+def test_empty_config_is_the_embedded_default():
+    cfg = from_dict({})
+    assert cfg == AuditConfig()
+    assert cfg.data.dataset == "digits" and cfg.forget.spec == "random:0.1"
+
+
+def test_partial_train_table_keeps_audit_defaults():
+    cfg = from_dict({"train": {"epochs": 3}})
+    assert cfg.train.epochs == 3 and cfg.train.batch_size == AuditConfig().train.batch_size
+
+
+def test_roundtrip_through_toml():
+    cfg = from_dict(
+        {
+            "unlearn": {"methods": ["finetune"], "params": {"finetune": {"epochs": 2.5}}},
+            "attack": {"shadows": 8},
+        }
+    )
+    text = to_toml(cfg.to_dict())
+    assert from_dict(tomllib.loads(text)) == cfg
+
+
+@pytest.mark.parametrize(
+    ("table", "match"),
+    [
+        ({"trian": {}}, "unknown config key 'trian'; valid keys in the top level"),
+        ({"train": {"epoch": 3}}, r"unknown config key 'train.epoch'; valid keys in \[train\]"),
+        ({"train": {"epochs": "many"}}, "'train.epochs' must be an integer"),
+        ({"train": {"lr": True}}, "'train.lr' must be a number"),
+        ({"attack": {"shadows": 7}}, "even number"),
+        ({"unlearn": {"methods": "finetune"}}, "must be a list of strings"),
+        ({"unlearn": {"params": {"scrub": {}}}}, "not in unlearn.methods"),
+        ({"train": {"optimizer": "lbfgs"}}, r"\[train\]: optimizer must be"),
+        ({"verdict": {"level": 1.5}}, "verdict.level"),
+        ({"data": 3}, "'data' must be a table"),
+    ],
+)
+def test_invalid_values_name_the_key(table, match):
+    with pytest.raises(ConfigError, match=match):
+        from_dict(table)
+
+
+def test_load_toml_errors(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_toml(tmp_path / "none.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[train\nepochs = 3")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_toml(bad)
+
+
+def test_merge_overrides_win_deeply():
+    assert merge({"a": {"b": 1, "c": 2}}, {"a": {"c": 3}}) == {"a": {"b": 1, "c": 3}}

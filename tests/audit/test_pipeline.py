@@ -1,0 +1,137 @@
+"""End-to-end behaviour of run_audit on a tiny configuration (seconds, not minutes)."""
+
+import json
+
+import numpy as np
+import pytest
+
+import audit.pipeline as pipeline
+import unlearners.basic as basic
+from audit.config import from_dict
+from audit.pipeline import run_audit
+
+TINY = {
+    "data": {"limit": 240},
+    "train": {"epochs": 4},
+    "attack": {"shadows": 4},
+    "verdict": {"n_boot": 200},
+}
+
+
+def _count_fits(monkeypatch):
+    calls = []
+    real = pipeline.fit
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs.get("desc"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "fit", counting)
+    monkeypatch.setattr(basic, "fit", counting)
+    return calls
+
+
+def _stable(results):
+    out = json.loads(json.dumps(results))
+    for k in ("run", "timings"):
+        out.pop(k)
+    for m in out["models"].values():
+        m.pop("seconds")
+    return out
+
+
+def test_run_directory_contract(tmp_path):
+    res = run_audit(from_dict(TINY), tmp_path / "run", progress=False, log=lambda m: None)
+    run = tmp_path / "run"
+    for name in ("config.toml", "results.json", "samples.csv", "signals.npz", "report.html"):
+        assert (run / name).is_file(), name
+    r = json.loads((run / "results.json").read_text())
+    assert r == json.loads(json.dumps(res.results))
+    assert r["schema_version"] == 1 and r["tool"]["name"] == "unlearn-audit"
+    assert set(r["models"]) == {
+        "original",
+        "reference",
+        "noop",
+        "retrain",
+        "finetune",
+        "gradient_ascent",
+    }
+    assert r["data"]["n_pool"] == 240 and r["data"]["n_members"] == 120
+    assert r["data"]["n_forget"] + r["data"]["n_retain"] == 120
+    assert set(r["verdicts"]) == {"noop", "retrain", "finetune", "gradient_ascent"}
+    for v in r["verdicts"].values():
+        assert v["status"] in {"pass", "fail", "inconclusive"} and v["reasons"]
+    for model in r["models"]:
+        fv = r["attacks"][model]["lira_online"]["forget_vs_nonmember"]
+        assert 0 <= fv["auc"] <= 1 and set(fv["tpr_at_fpr"]) == {"0.001", "0.01"}
+    sig = np.load(run / "signals.npz")
+    assert sig["signals"].shape[:2] == (4 + 6, 240) and sig["keep"].shape == (10, 240)
+    assert not list(run.rglob("*.tmp"))
+    lines = (run / "samples.csv").read_text().splitlines()
+    assert len(lines) == 241 and lines[0].startswith("index,id,label,split,signal.original")
+
+
+def test_second_run_trains_nothing_and_gives_the_same_results(tmp_path, monkeypatch):
+    first = run_audit(from_dict(TINY), tmp_path / "run", progress=False, log=lambda m: None)
+    calls = _count_fits(monkeypatch)
+    second = run_audit(from_dict(TINY), tmp_path / "run", progress=False, log=lambda m: None)
+    assert calls == []
+    assert _stable(first.results) == _stable(second.results)
+
+
+def test_same_seed_same_results_in_a_fresh_directory(tmp_path):
+    a = run_audit(from_dict(TINY), tmp_path / "a", progress=False, log=lambda m: None)
+    b = run_audit(from_dict(TINY), tmp_path / "b", progress=False, log=lambda m: None)
+    assert _stable(a.results) == _stable(b.results)
+
+
+def test_interrupted_run_resumes_with_what_it_finished(tmp_path, monkeypatch):
+    calls = _count_fits(monkeypatch)
+    real_fit = pipeline.fit
+
+    def dying(*args, **kwargs):
+        if kwargs.get("desc") == "shadow" and calls.count("shadow") == 2:  # dies in the 3rd
+            raise KeyboardInterrupt
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "fit", dying)
+    with pytest.raises(KeyboardInterrupt):
+        run_audit(from_dict(TINY), tmp_path / "run", progress=False, log=lambda m: None)
+    assert not (tmp_path / "run" / "results.json").exists()
+    assert len(list((tmp_path / "run" / "models").glob("shadow-*.json"))) == 2
+    done = list(calls)
+    calls.clear()
+    monkeypatch.setattr(pipeline, "fit", real_fit)
+    calls = _count_fits(monkeypatch)
+    run_audit(from_dict(TINY), tmp_path / "run", progress=False, log=lambda m: None)
+    assert calls == ["shadow", "shadow"], (done, calls)
+
+
+def test_growing_the_bank_reuses_every_shadow(tmp_path, monkeypatch):
+    run_audit(
+        from_dict(TINY), tmp_path / "run", progress=False, log=lambda m: None, render_report=False
+    )
+    calls = _count_fits(monkeypatch)
+    bigger = {**TINY, "attack": {"shadows": 6}}
+    run_audit(
+        from_dict(bigger), tmp_path / "run", progress=False, log=lambda m: None, render_report=False
+    )
+    assert calls == ["shadow", "shadow"]
+
+
+def test_a_diverging_method_is_recorded_and_the_audit_completes(tmp_path):
+    cfg = from_dict(
+        {
+            **TINY,
+            "unlearn": {
+                "methods": ["finetune", "gradient_ascent"],
+                "params": {"gradient_ascent": {"lr_scale": 1e6, "epochs": 20}},
+            },
+        }
+    )
+    res = run_audit(cfg, tmp_path / "run", progress=False, log=lambda m: None)
+    ga = res.results["models"]["gradient_ascent"]
+    assert "error" in ga and ga["utility"] is None
+    assert res.results["verdicts"]["gradient_ascent"]["status"] in {"fail", "inconclusive"}
+    assert "failed" in " ".join(res.results["verdicts"]["gradient_ascent"]["reasons"])
+    assert "finetune" in res.results["attacks"]

@@ -1,0 +1,75 @@
+import numpy as np
+import pytest
+
+from audit.plan import PlanError, derive_seed, make_plan
+from learning import load_dataset
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+def _check(plan, n):
+    assert np.intersect1d(plan.members, plan.nonmembers).size == 0
+    assert np.union1d(plan.members, plan.nonmembers).size == n
+    assert np.isin(plan.forget, plan.members).all()
+    assert np.intersect1d(plan.forget, plan.retain).size == 0
+    assert np.array_equal(np.union1d(plan.forget, plan.retain), plan.members)
+    assert (plan.keep.sum(0) == plan.keep.shape[0] // 2).all()
+
+
+def test_random_plan(digits):
+    plan = make_plan(digits, "random:0.1", seed=0, n_shadows=4)
+    _check(plan, len(digits))
+    assert plan.members.size == 898 and plan.forget.size == 90
+    assert plan.summary()["n_retain"] == 808
+    again = make_plan(digits, "random:0.1", seed=0, n_shadows=4)
+    assert np.array_equal(plan.forget, again.forget) and np.array_equal(plan.keep, again.keep)
+    other = make_plan(digits, "random:0.1", seed=1, n_shadows=4)
+    assert not np.array_equal(plan.members, other.members)
+
+
+def test_class_plan_by_index_and_name(digits):
+    plan = make_plan(digits, "class:3", seed=0, n_shadows=2)
+    _check(plan, len(digits))
+    labels = digits.y.numpy()
+    assert (labels[plan.forget] == 3).all()
+    assert not (labels[plan.retain] == 3).any()
+
+
+def test_file_plan_forces_ids_into_members(digits, tmp_path):
+    f = tmp_path / "ids.txt"
+    f.write_text("5, 17\n# a comment\n1000 3\n")
+    plan = make_plan(digits, f"file:{f}", seed=0, n_shadows=2)
+    _check(plan, len(digits))
+    assert plan.forget.tolist() == [3, 5, 17, 1000]
+
+
+@pytest.mark.parametrize(
+    ("spec", "content", "match"),
+    [
+        ("random:0", None, "fraction must lie in"),
+        ("random:0.0001", None, "selects no sample"),
+        ("random:abc", None, "not a fraction"),
+        ("class:12", None, "names no class"),
+        ("everything", None, "not understood"),
+        ("file:{f}", "1 2 2", "listed more than once"),
+        ("file:{f}", "1 5000", "outside the pool 0..1796"),
+        ("file:{f}", "", "lists no sample"),
+        ("file:{f}", "1 x", "'x' is not an integer"),
+        ("file:/no/such/file", None, "does not exist"),
+    ],
+)
+def test_bad_forget_specs(digits, tmp_path, spec, content, match):
+    f = tmp_path / "ids.txt"
+    if content is not None:
+        f.write_text(content)
+    with pytest.raises(PlanError, match=match):
+        make_plan(digits, spec.format(f=f), seed=0, n_shadows=2)
+
+
+def test_derive_seed_is_stable_and_distinct():
+    assert derive_seed(0, "a") == derive_seed(0, "a")
+    assert derive_seed(0, "a") != derive_seed(0, "b") != derive_seed(1, "a")
+    assert 0 <= derive_seed(5, "x", 3) < 2**31

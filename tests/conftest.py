@@ -1,0 +1,19 @@
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.fixture
+def require_fashion():
+    """Real Fashion-MNIST from Debian's dataset-fashion-mnist; CI must have it."""
+    if not (FASHION / "train-images-idx3-ubyte.gz").exists():
+        if os.environ.get("CI") or os.environ.get("UNLEARN_AUDIT_REQUIRE_DATA"):
+            pytest.fail("Fashion-MNIST missing: apt-get install -y dataset-fashion-mnist")
+        pytest.skip("Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
+    return FASHION
