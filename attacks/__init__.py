@@ -1,14 +1,25 @@
-"""Membership inference attacks, signals, shadow-model design and ROC metrics.
+"""Membership inference attacks, signals, shadow-model design, metrics and unlearning scores.
 
-Pure NumPy/SciPy (no torch). Convention everywhere: higher score = more likely a member.
+Pure NumPy/SciPy (scikit-learn only for the SVC baseline; no torch).
+Convention everywhere: higher score = more likely a member.
 """
 
 from attacks.baselines import loss_attack
+from attacks.epsilon import forget_quality, per_example_epsilon, signals_by_side
+from attacks.leakage import retain_exposure_increase
 from attacks.lira import lira
-from attacks.metrics import auc_ci, auc_difference_ci, roc_curve, roc_metrics
+from attacks.metrics import auc_ci, auc_difference_ci, roc_curve, roc_metrics, tpr_at_fpr_ci
+from attacks.population import (
+    confidence_attack,
+    entropy_attack,
+    modified_entropy_attack,
+    svc_mia_efficacy,
+)
 from attacks.registry import Attack, UnknownAttackError, available, get, register
+from attacks.rmia import rmia, tune_rmia_a
 from attacks.shadows import check_keep_matrix, make_keep_matrix
 from attacks.signals import logit_scaled_confidence, loss_from_signal
+from attacks.ulira import ulira
 
 __all__ = [
     "Attack",
@@ -17,13 +28,25 @@ __all__ = [
     "auc_difference_ci",
     "available",
     "check_keep_matrix",
+    "confidence_attack",
+    "entropy_attack",
+    "forget_quality",
     "get",
     "lira",
     "logit_scaled_confidence",
     "loss_attack",
     "loss_from_signal",
     "make_keep_matrix",
+    "modified_entropy_attack",
+    "per_example_epsilon",
     "register",
+    "retain_exposure_increase",
+    "rmia",
     "roc_curve",
     "roc_metrics",
+    "signals_by_side",
+    "svc_mia_efficacy",
+    "tpr_at_fpr_ci",
+    "tune_rmia_a",
+    "ulira",
 ]

@@ -1,4 +1,4 @@
-"""ROC metrics for membership inference and bootstrap confidence intervals for AUC.
+"""ROC metrics for membership inference and bootstrap confidence intervals (AUC, TPR at FPR).
 
 Convention: higher score = more likely a member; ``is_member`` is the ground truth.
 """
@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import rankdata
 
-__all__ = ["auc_ci", "auc_difference_ci", "roc_curve", "roc_metrics"]
+__all__ = ["auc_ci", "auc_difference_ci", "roc_curve", "roc_metrics", "tpr_at_fpr_ci"]
 
 # Bootstrap replicates are processed in chunks holding about this many int64s.
 _CHUNK_ELEMS = 4_000_000
@@ -82,36 +82,138 @@ def _auc(s: np.ndarray, y: np.ndarray) -> float:
     return float(u / (n_pos * n_neg))
 
 
+def _check_fprs(fprs: Sequence[float]) -> None:
+    for f in fprs:
+        if not 0.0 <= f <= 1.0:
+            raise ValueError(f"FPR levels must lie in [0, 1], got {f}")
+
+
 def roc_metrics(
-    scores: np.ndarray, is_member: np.ndarray, fprs: Sequence[float] = (0.001, 0.01)
+    scores: np.ndarray,
+    is_member: np.ndarray,
+    fprs: Sequence[float] = (0.001, 0.01, 0.05),
+    *,
+    ci: bool = False,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
 ) -> dict[str, Any]:
-    """AUC and TPR at fixed low FPRs.
+    """AUC, TPR at fixed low FPRs and the best balanced accuracy.
 
     * AUC is the Mann-Whitney probability ``P(s_member > s_nonmember) +
       0.5 P(s_member == s_nonmember)``, equal to the area under :func:`roc_curve`.
     * TPR at FPR ``f`` is the largest TPR among ROC points with ``FPR <= f``
       (Carlini et al., IEEE S&P 2022, who report TPR at low FPR without
       interpolation). With fewer than ``1/f`` non-members it may be 0.
+    * Balanced accuracy is ``max_t (TPR(t) + TNR(t)) / 2`` over the ROC points,
+      i.e. the accuracy of the best single threshold on a balanced
+      member/non-member prior (never below 0.5: the all-member and
+      all-non-member rules are ROC points).
 
     Args:
         scores: Scores ``(n,)``; higher = more likely a member.
         is_member: Ground truth ``(n,)``, boolean or 0/1.
         fprs: FPR levels in ``[0, 1]``.
+        ci: Also return stratified percentile-bootstrap intervals of each
+            TPR at FPR (see :func:`tpr_at_fpr_ci`) under ``"tpr_at_fpr_ci"``.
+        n_boot: Bootstrap replicates (only with ``ci``).
+        level: Confidence level (only with ``ci``).
+        seed: Bootstrap seed (only with ``ci``).
 
     Returns:
-        ``{"auc": float, "tpr_at_fpr": {format(f, "g"): float, ...}}``.
+        ``{"auc": float, "tpr_at_fpr": {format(f, "g"): float, ...},
+        "balanced_accuracy": float}`` and, with ``ci``,
+        ``"tpr_at_fpr_ci": {format(f, "g"): [low, high], ...}``.
 
     Raises:
-        ValueError: On invalid inputs (see :func:`roc_curve`) or an FPR outside ``[0, 1]``.
+        ValueError: On invalid inputs (see :func:`roc_curve`), an FPR outside
+            ``[0, 1]`` or invalid bootstrap arguments.
     """
+    _check_fprs(fprs)
     s, y = _validate(scores, is_member)
     fpr, tpr = roc_curve(s, y)
-    tpr_at: dict[str, float] = {}
-    for f in fprs:
-        if not 0.0 <= f <= 1.0:
-            raise ValueError(f"FPR levels must lie in [0, 1], got {f}")
-        tpr_at[format(f, "g")] = float(tpr[fpr <= f].max())
-    return {"auc": _auc(s, y), "tpr_at_fpr": tpr_at}
+    tpr_at = {format(f, "g"): float(tpr[fpr <= f].max()) for f in fprs}
+    out: dict[str, Any] = {
+        "auc": _auc(s, y),
+        "tpr_at_fpr": tpr_at,
+        "balanced_accuracy": float(((tpr + 1.0 - fpr) / 2.0).max()),
+    }
+    if ci:
+        boot = tpr_at_fpr_ci(s, y, fprs, n_boot=n_boot, level=level, seed=seed)
+        out["tpr_at_fpr_ci"] = {k: [v["low"], v["high"]] for k, v in boot.items()}
+    return out
+
+
+def _allowed_false_positives(f: float, n_neg: int) -> int:
+    """Largest integer ``k`` with ``k / n_neg <= f`` (the float test used by roc_metrics)."""
+    k = int(np.floor(f * n_neg))
+    while k < n_neg and (k + 1) / n_neg <= f:
+        k += 1
+    while k > 0 and k / n_neg > f:
+        k -= 1
+    return k
+
+
+def _tpr_at(pos: np.ndarray, neg: np.ndarray, k: int) -> float:
+    """TPR at ``<= k`` false positives: members strictly above the (k+1)-th largest non-member.
+
+    A threshold keeping at most ``k`` false positives must lie strictly above
+    the ``(k+1)``-th largest non-member score ``v`` (ties move together), and
+    the best such threshold accepts exactly the members with score ``> v``.
+    """
+    if k >= neg.size:
+        return 1.0
+    v = np.partition(neg, neg.size - 1 - k)[neg.size - 1 - k]
+    return float(np.count_nonzero(pos > v) / pos.size)
+
+
+def tpr_at_fpr_ci(
+    scores: np.ndarray,
+    is_member: np.ndarray,
+    fprs: Sequence[float] = (0.001, 0.01, 0.05),
+    *,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> dict[str, dict[str, float]]:
+    """TPR at fixed FPRs with stratified percentile-bootstrap intervals.
+
+    Each replicate resamples members and non-members separately with
+    replacement (as :func:`auc_ci`) and recomputes the TPR at each FPR level
+    with the definition of :func:`roc_metrics`. At very low FPR the interval
+    is wide and often includes 0: with ``N`` non-members the threshold is set
+    by about ``f N`` non-member scores, which is the reason to report it.
+
+    Args:
+        scores: Scores ``(n,)``; higher = more likely a member.
+        is_member: Ground truth ``(n,)``, boolean or 0/1.
+        fprs: FPR levels in ``[0, 1]``.
+        n_boot: Number of bootstrap replicates.
+        level: Confidence level in ``(0, 1)``.
+        seed: Seed of the ``numpy.random.Generator`` driving the resampling.
+
+    Returns:
+        ``{format(f, "g"): {"tpr": point estimate, "low": float, "high": float}}``.
+
+    Raises:
+        ValueError: On invalid inputs, FPR levels or bootstrap arguments.
+    """
+    _check_boot_args(n_boot, level)
+    _check_fprs(fprs)
+    s, y = _validate(scores, is_member)
+    pos, neg = s[y], s[~y]
+    ks = [_allowed_false_positives(f, neg.size) for f in fprs]
+    rng = np.random.default_rng(seed)
+    boot = np.empty((int(n_boot), len(ks)))
+    for r in range(int(n_boot)):
+        p = pos[rng.integers(0, pos.size, size=pos.size)]
+        q = neg[rng.integers(0, neg.size, size=neg.size)]
+        boot[r] = [_tpr_at(p, q, k) for k in ks]
+    out: dict[str, dict[str, float]] = {}
+    for j, (f, k) in enumerate(zip(fprs, ks, strict=True)):
+        low, high = _percentiles(boot[:, j], level)
+        out[format(f, "g")] = {"tpr": _tpr_at(pos, neg, k), "low": low, "high": high}
+    return out
 
 
 def _boot_aucs(

@@ -13,6 +13,17 @@ We therefore use the fixed variance whenever some sample has fewer than
 :data:`FIXED_VARIANCE_BELOW` models on a side the attack uses (IN for online,
 OUT for both; taking the minimum over samples is our choice for general keep
 matrices), and per-example variances otherwise.
+
+RMIA entries (``rmia_online``, ``rmia_offline``; Zarifzadeh et al., ICML 2024,
+see :mod:`attacks.rmia`) turn the logit-scaled signal back into the
+true-class probability, ``p_y = sigmoid(phi)`` (exact, since
+``phi = log(p_y / (1 - p_y))``). The registry form knows no non-member set,
+so the population ``z`` is the whole pool; for one target model and one query
+the ranking is that of ``Pr(x | theta) / Pr(x)`` whatever the population (see
+:mod:`attacks.rmia`), so this only sets the resolution. ``rmia_offline`` tunes
+``a`` on the shadow models with :func:`attacks.rmia.tune_rmia_a` (shadow 0 as
+temporary target) and falls back to :data:`attacks.rmia.DEFAULT_OFFLINE_A`
+when the bank is too small to tune (fewer than 4 complementary shadows).
 """
 
 from __future__ import annotations
@@ -21,9 +32,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import expit
 
 from attacks.baselines import loss_attack
 from attacks.lira import lira
+from attacks.rmia import DEFAULT_OFFLINE_A, rmia, tune_rmia_a
 
 __all__ = ["FIXED_VARIANCE_BELOW", "Attack", "UnknownAttackError", "available", "get", "register"]
 
@@ -118,6 +131,23 @@ def _lira_fn(online: bool, fixed: bool | None) -> AttackFn:
     return fn
 
 
+def _rmia_fn(online: bool) -> AttackFn:
+    def fn(target: np.ndarray, shadow: np.ndarray | None, keep: np.ndarray | None) -> np.ndarray:
+        s, k = _require(shadow, keep)
+        p_target = expit(np.asarray(target, dtype=np.float64))
+        p_shadow = expit(np.asarray(s, dtype=np.float64))
+        a = DEFAULT_OFFLINE_A
+        if not online:
+            try:
+                a = tune_rmia_a(p_shadow, np.asarray(k))
+            except ValueError:
+                a = DEFAULT_OFFLINE_A
+        z = np.arange(p_target.shape[0])
+        return rmia(p_target, p_shadow, k, z, online=online, a=a)
+
+    return fn
+
+
 def _loss_fn(target: np.ndarray, shadow: np.ndarray | None, keep: np.ndarray | None) -> np.ndarray:
     return loss_attack(target)
 
@@ -153,5 +183,21 @@ register(
         "LiRA offline one-sided test with a pooled fixed OUT variance",
         True,
         _lira_fn(online=False, fixed=True),
+    )
+)
+register(
+    Attack(
+        "rmia_online",
+        "RMIA online (Zarifzadeh et al. 2024): Pr(x|theta)/Pr(x) vs the population, IN+OUT refs",
+        True,
+        _rmia_fn(online=True),
+    )
+)
+register(
+    Attack(
+        "rmia_offline",
+        "RMIA offline (Zarifzadeh et al. 2024): OUT refs, a tuned on a shadow model",
+        True,
+        _rmia_fn(online=False),
     )
 )

@@ -246,3 +246,27 @@ def test_eps_must_be_positive() -> None:
     keep = make_keep_matrix(4, 3, seed=0)
     with pytest.raises(ValueError, match="eps"):
         lira(np.zeros(3), np.zeros((4, 3)), keep, eps=0.0)
+
+
+@pytest.mark.parametrize("fixed", [False, True])
+def test_offline_ignores_in_models(fixed: bool) -> None:
+    # pitfall: offline LiRA must not use IN shadow values (it has none in the threat model)
+    rng = np.random.default_rng(7)
+    target, shadow, keep = _random_problem(rng, m=10, n=20, n_aug=2, half=True)
+    base = lira(target, shadow, keep, online=False, fixed_variance=fixed)
+    changed = np.where(keep[:, :, None], 100.0 * rng.normal(size=shadow.shape), shadow)
+    np.testing.assert_array_equal(
+        lira(target, changed, keep, online=False, fixed_variance=fixed), base
+    )
+
+
+def test_augmented_queries_average_log_ratios_not_signals() -> None:
+    # pitfall: averaging the signals over queries first loses the per-query spread.
+    # query 0: IN [1, 3], OUT [0, -2], t = 1 -> 0.75 (golden above)
+    # query 1: IN [4, 6], OUT [0, 2],  t = 5 -> (-(5-5)^2 + (5-1)^2) / 4 = 4
+    keep = np.array([[True], [True], [False], [False]])
+    shadow = np.array([[[1.0, 4.0]], [[3.0, 6.0]], [[0.0, 0.0]], [[-2.0, 2.0]]])
+    got = lira(np.array([[1.0, 5.0]]), shadow, keep)[0]
+    assert got == pytest.approx((0.75 + 4.0) / 2, rel=1e-12)
+    mean_first = lira(np.array([3.0]), shadow.mean(axis=2), keep)[0]
+    assert mean_first != pytest.approx(got)

@@ -9,7 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from attacks.metrics import _boot_aucs, auc_ci, auc_difference_ci, roc_curve, roc_metrics
+from attacks.metrics import (
+    _boot_aucs,
+    auc_ci,
+    auc_difference_ci,
+    roc_curve,
+    roc_metrics,
+    tpr_at_fpr_ci,
+)
 
 
 def _auc_double_loop(scores: np.ndarray, member: np.ndarray) -> float:
@@ -25,7 +32,10 @@ def _auc_double_loop(scores: np.ndarray, member: np.ndarray) -> float:
 def test_golden_auc() -> None:
     res = roc_metrics(np.array([0.9, 0.8, 0.7, 0.6]), np.array([1, 0, 1, 0]))
     assert res["auc"] == 0.75
-    assert set(res["tpr_at_fpr"]) == {"0.001", "0.01"}
+    assert set(res["tpr_at_fpr"]) == {"0.001", "0.01", "0.05"}
+    # ROC points (0,0) (0,.5) (.5,.5) (.5,1) (1,1): best (TPR + 1 - FPR) / 2 = 0.75
+    assert res["balanced_accuracy"] == 0.75
+    assert set(res) == {"auc", "tpr_at_fpr", "balanced_accuracy"}
 
 
 def test_golden_auc_with_ties() -> None:
@@ -198,3 +208,52 @@ def test_bootstrap_speed() -> None:
     auc_difference_ci(a, b, member, n_boot=1000)
     # about 0.05 s on a laptop-class CPU; generous bound against CI noise
     assert time.perf_counter() - start < 2.0
+
+
+def _balanced_accuracy_loop(scores: np.ndarray, member: np.ndarray) -> float:
+    best = 0.5
+    for t in [*scores, np.inf]:
+        tpr = np.mean(scores[member] >= t)
+        tnr = np.mean(scores[~member] < t)
+        best = max(best, (tpr + tnr) / 2)
+    return float(best)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    data=st.lists(st.tuples(st.integers(-4, 4), st.booleans()), min_size=2, max_size=40),
+)
+def test_balanced_accuracy_and_tpr_match_loops(data: list[tuple[int, bool]]) -> None:
+    from attacks.metrics import _allowed_false_positives, _tpr_at
+
+    scores = np.array([float(s) for s, _ in data])
+    member = np.array([m for _, m in data])
+    if member.all() or not member.any():
+        return
+    fprs = (0.0, 0.05, 0.1, 0.25, 0.5, 1.0)
+    res = roc_metrics(scores, member, fprs=fprs)
+    assert res["balanced_accuracy"] == pytest.approx(_balanced_accuracy_loop(scores, member))
+    pos, neg = scores[member], scores[~member]
+    for f in fprs:
+        k = _allowed_false_positives(f, neg.size)
+        assert _tpr_at(pos, neg, k) == res["tpr_at_fpr"][format(f, "g")]
+
+
+def test_tpr_at_fpr_ci() -> None:
+    rng = np.random.default_rng(0)
+    member = rng.random(2000) < 0.5
+    scores = rng.normal(size=2000) + 1.5 * member
+    res = tpr_at_fpr_ci(scores, member, n_boot=200, seed=3)
+    point = roc_metrics(scores, member)
+    assert set(res) == {"0.001", "0.01", "0.05"}
+    for key, item in res.items():
+        assert item["tpr"] == point["tpr_at_fpr"][key]
+        assert item["low"] <= item["tpr"] <= item["high"]
+    assert res["0.05"]["low"] > res["0.001"]["low"]
+    assert tpr_at_fpr_ci(scores, member, n_boot=200, seed=3) == res
+    with_ci = roc_metrics(scores, member, ci=True, n_boot=200, seed=3)
+    assert with_ci["tpr_at_fpr_ci"] == {k: [v["low"], v["high"]] for k, v in res.items()}
+    with pytest.raises(ValueError, match="FPR"):
+        tpr_at_fpr_ci(scores, member, fprs=(2.0,))
+    with pytest.raises(ValueError, match="n_boot"):
+        tpr_at_fpr_ci(scores, member, n_boot=0)

@@ -15,9 +15,18 @@ import attacks
 from attacks import registry
 from attacks.baselines import loss_attack
 from attacks.lira import lira
+from attacks.rmia import DEFAULT_OFFLINE_A, rmia, tune_rmia_a
 from attacks.shadows import make_keep_matrix
 
-EXPECTED = ["lira_offline", "lira_offline_fixed", "lira_online", "lira_online_fixed", "loss"]
+EXPECTED = [
+    "lira_offline",
+    "lira_offline_fixed",
+    "lira_online",
+    "lira_online_fixed",
+    "loss",
+    "rmia_offline",
+    "rmia_online",
+]
 
 
 @pytest.fixture()
@@ -69,8 +78,8 @@ def test_loss_entry_ignores_shadows() -> None:
     np.testing.assert_array_equal(registry.get("loss").fn(target, None, None), loss_attack(target))
 
 
-@pytest.mark.parametrize("name", EXPECTED[:4])
-def test_lira_entries_need_shadows(name: str) -> None:
+@pytest.mark.parametrize("name", [n for n in EXPECTED if n != "loss"])
+def test_shadow_entries_need_shadows(name: str) -> None:
     attack = registry.get(name)
     assert attack.needs_shadows
     with pytest.raises(ValueError, match="shadow"):
@@ -118,9 +127,31 @@ def test_auto_rule_uses_fewest_models_on_a_used_side() -> None:
     np.testing.assert_array_equal(offline, want)
 
 
+def test_rmia_entries_use_sigmoid_of_signal_and_whole_pool() -> None:
+    target, shadow, keep = _problem(8)
+    p_t, p_s = 1 / (1 + np.exp(-target)), 1 / (1 + np.exp(-shadow))
+    z = np.arange(target.shape[0])
+    online = registry.get("rmia_online").fn(target, shadow, keep)
+    np.testing.assert_allclose(online, rmia(p_t, p_s, keep, z, online=True), atol=1e-12)
+    a = tune_rmia_a(p_s, keep)
+    offline = registry.get("rmia_offline").fn(target, shadow, keep)
+    np.testing.assert_allclose(offline, rmia(p_t, p_s, keep, z, online=False, a=a), atol=1e-12)
+
+
+def test_rmia_offline_falls_back_to_default_a_with_two_shadows() -> None:
+    target, shadow, keep = _problem(2)
+    p_t, p_s = 1 / (1 + np.exp(-target)), 1 / (1 + np.exp(-shadow))
+    got = registry.get("rmia_offline").fn(target, shadow, keep)
+    want = rmia(p_t, p_s, keep, np.arange(20), online=False, a=DEFAULT_OFFLINE_A)
+    np.testing.assert_allclose(got, want, atol=1e-12)
+
+
 def test_package_does_not_import_torch() -> None:
     root = Path(__file__).resolve().parents[2]
-    code = "import sys, attacks; assert 'torch' not in sys.modules, 'torch imported'"
+    code = (
+        "import sys, attacks; assert 'torch' not in sys.modules, 'torch imported'; "
+        "assert 'sklearn' not in sys.modules, 'sklearn imported eagerly'"
+    )
     subprocess.run([sys.executable, "-c", code], cwd=root, check=True)
 
 
