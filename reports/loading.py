@@ -1,15 +1,16 @@
-"""Reading the on-disk run directory contract (``results.json`` and ``samples.csv``).
+"""Reading the on-disk run directory contract: ``results.json``, ``samples.csv``, ``signals.npz``.
 
 This module knows only the file formats written by the audit pipeline; it never
-imports the pipeline itself. ``results.json`` problems are fatal (:class:`ReportError`),
-while ``samples.csv`` problems only cost the report its ROC plot.
+imports the pipeline itself. ``results.json`` problems are fatal (:class:`ReportError`);
+``samples.csv`` and ``signals.npz`` problems only cost the report the sections built
+from them, and come back as a plain sentence for the report's notes.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import math
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,8 @@ import numpy as np
 SCHEMA_VERSION = 1
 RESULTS_FILE = "results.json"
 SAMPLES_FILE = "samples.csv"
-SPLITS = ("forget", "retain", "nonmember")
+SIGNALS_FILE = "signals.npz"
+TEXT_COLUMNS = ("index", "id", "label", "split", "flags")
 
 
 class ReportError(Exception):
@@ -74,86 +76,158 @@ def load_results(run_dir: Path) -> dict[str, Any]:
 
 @dataclass
 class Samples:
-    """Per-sample attack scores from ``samples.csv``.
+    """The per-sample table of ``samples.csv``.
 
     Attributes:
         split: One split label per row (``forget``, ``retain``, ``nonmember`` or other).
-        scores: Score column name (``{attack}.{model}``) to float array (NaN when blank).
+        numeric: Every column other than the text columns, as floats (NaN when blank or
+            not a number), in file column order. Names look like ``{attack}.{model}``,
+            ``signal.{model}``, ``epsilon.{model}``, ``feature.{name}``, ``difficulty``.
+        text: The text columns present (``index``, ``id``, ``label``, ``flags``), verbatim.
     """
 
-    split: list[str]
-    scores: dict[str, np.ndarray] = field(default_factory=dict)
+    split: np.ndarray
+    numeric: dict[str, np.ndarray] = field(default_factory=dict)
+    text: dict[str, list[str]] = field(default_factory=dict)
 
-    def columns_for(self, attack: str) -> dict[str, str]:
-        """Maps model name to score column for every ``{attack}.{model}`` column.
+    @property
+    def n_rows(self) -> int:
+        """Number of data rows."""
+        return int(self.split.size)
+
+    def columns_for(self, prefix: str) -> dict[str, str]:
+        """Maps suffix to column name for every numeric ``{prefix}.{suffix}`` column.
 
         Args:
-            attack: Attack name, e.g. ``lira_online``.
+            prefix: Column family, e.g. an attack name (``lira_online``) or ``epsilon``.
 
         Returns:
-            Model name to column name, in file column order.
+            Suffix (usually a model name) to column name, in file column order.
         """
-        prefix = attack + "."
-        return {col[len(prefix) :]: col for col in self.scores if col.startswith(prefix)}
+        start = prefix + "."
+        return {c[len(start) :]: c for c in self.numeric if c.startswith(start)}
+
+    def rows(self, split: str) -> np.ndarray:
+        """Row positions of one split, in file order."""
+        return np.flatnonzero(self.split == split)
 
     def split_scores(self, column: str, split: str) -> np.ndarray:
-        """Returns the finite scores of one column restricted to one split.
+        """Returns the finite values of one numeric column restricted to one split.
 
         Args:
-            column: Score column name.
+            column: Numeric column name.
             split: Split label to select.
 
         Returns:
             1-D float array without NaN or infinite values.
         """
-        values = self.scores[column]
-        mask = np.asarray(self.split, dtype=object) == split
-        chosen = values[mask]
+        chosen = self.numeric[column][self.split == split]
         return chosen[np.isfinite(chosen)]
 
 
-def _to_float(text: str) -> float:
-    """Parses a CSV cell as float; blank or unparsable cells become NaN."""
+def _floats(cells: list[str]) -> np.ndarray:
+    """Parses CSV cells as floats; blank or unparsable cells become NaN."""
     try:
-        value = float(text)
-    except (TypeError, ValueError):
-        return math.nan
-    return value
+        return np.asarray(cells, dtype=float)
+    except ValueError:
+        out = np.full(len(cells), np.nan)
+        for i, cell in enumerate(cells):
+            try:
+                out[i] = float(cell)
+            except ValueError:
+                continue
+        return out
 
 
 def load_samples(run_dir: Path) -> tuple[Samples | None, str | None]:
     """Loads ``RUN/samples.csv`` leniently.
 
-    Columns ``index``, ``label`` and ``split`` are the fixed columns; every other column
-    whose name contains a dot is treated as a score column ``{attack}.{model}``; any
-    other column is ignored.
+    ``index``, ``id``, ``label``, ``split`` and ``flags`` are kept as text; every other
+    column is parsed as numbers.
 
     Args:
         run_dir: The run directory.
 
     Returns:
         ``(samples, None)`` on success, or ``(None, note)`` where ``note`` is a plain
-        sentence explaining why no samples are available.
+        sentence explaining why no per-sample data is available.
     """
     path = run_dir / SAMPLES_FILE
+    lost = "the plots and the per-sample table are omitted"
     if not path.is_file():
-        return None, f"{SAMPLES_FILE} not found; the ROC plot is omitted."
+        return None, f"{SAMPLES_FILE} not found; {lost}."
     try:
         with path.open(newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            header = list(reader.fieldnames or [])
-            if "split" not in header:
-                return None, f"{SAMPLES_FILE} has no 'split' column; the ROC plot is omitted."
-            score_cols = [c for c in header if "." in c and c not in ("index", "label", "split")]
-            split: list[str] = []
-            raw: dict[str, list[float]] = {c: [] for c in score_cols}
-            for row in reader:
-                split.append((row.get("split") or "").strip())
-                for col in score_cols:
-                    raw[col].append(_to_float(row.get(col) or ""))
+            reader = csv.reader(handle)
+            header = [name.strip() for name in next(reader, [])]
+            body = [row for row in reader if row]
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        return None, _one_line(
-            f"{SAMPLES_FILE} could not be read ({exc}); the ROC plot is omitted."
+        return None, _one_line(f"{SAMPLES_FILE} could not be read ({exc}); {lost}.")
+    if "split" not in header:
+        return None, f"{SAMPLES_FILE} has no 'split' column; {lost}."
+    width = len(header)
+    columns: list[list[str]] = [[] for _ in header]
+    for row in body:
+        cells = row[:width] + [""] * (width - len(row))
+        for j, cell in enumerate(cells):
+            columns[j].append(cell.strip())
+    text = {name: columns[j] for j, name in enumerate(header) if name in TEXT_COLUMNS}
+    numeric = {
+        name: _floats(columns[j]) for j, name in enumerate(header) if name not in TEXT_COLUMNS
+    }
+    split = np.asarray(text.pop("split"), dtype=object)
+    return Samples(split=split, numeric=numeric, text=text), None
+
+
+@dataclass(frozen=True)
+class ForgetImages:
+    """Images of the forget samples from ``signals.npz``.
+
+    Attributes:
+        images: ``(k, c, h, w)`` floats in ``[0, 1]`` (``c`` is 1 or 3).
+        index: ``(k,)`` pool indices of the images.
+    """
+
+    images: np.ndarray
+    index: np.ndarray
+
+    def by_index(self) -> dict[int, int]:
+        """Pool index to position in :attr:`images`."""
+        return {int(pool): pos for pos, pool in enumerate(self.index)}
+
+
+def load_forget_images(run_dir: Path) -> tuple[ForgetImages | None, str | None]:
+    """Loads ``forget_images`` and ``forget_index`` from ``RUN/signals.npz`` (no pickles).
+
+    Args:
+        run_dir: The run directory.
+
+    Returns:
+        ``(images, None)``; ``(None, None)`` when the file or the arrays are simply absent;
+        ``(None, note)`` when they are present but unusable.
+    """
+    path = run_dir / SIGNALS_FILE
+    if not path.is_file():
+        return None, None
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            if "forget_images" not in npz.files or "forget_index" not in npz.files:
+                return None, None
+            images = np.asarray(npz["forget_images"], dtype=float)
+            index = np.asarray(npz["forget_index"])
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        return None, _one_line(f"{SIGNALS_FILE} could not be read ({exc}); no thumbnails.")
+    ok = (
+        images.ndim == 4
+        and images.shape[1] in (1, 3)
+        and index.ndim == 1
+        and index.size == images.shape[0]
+        and np.issubdtype(index.dtype, np.integer)
+    )
+    if not ok:
+        return None, (
+            f"{SIGNALS_FILE}: forget_images {images.shape} / forget_index {index.shape} do not "
+            "have the shapes (k, c, h, w) / (k,) with c 1 or 3; no thumbnails."
         )
-    scores = {c: np.asarray(v, dtype=float) for c, v in raw.items()}
-    return Samples(split=split, scores=scores), None
+    clean = np.clip(np.nan_to_num(images, nan=0.0), 0.0, 1.0)
+    return ForgetImages(images=clean, index=index.astype(np.int64)), None

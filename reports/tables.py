@@ -1,4 +1,4 @@
-"""Turns the ``results.json`` sections into display-ready rows (strings only).
+"""Turns the comparison sections of ``results.json`` into display-ready rows (strings only).
 
 Every function here tolerates missing or mistyped sections by returning empty output,
 so the template can simply omit a section whose rows are empty.
@@ -19,103 +19,19 @@ from reports.formatting import (
     fmt_pct,
     fmt_pp,
     fmt_seconds,
-    text_list,
 )
+from reports.verdict import REFERENCE
 
-REFERENCE = "reference"
-BADGES = {"pass": "pass", "fail": "fail", "inconclusive": "inconclusive"}
-_CONTROL_NAMES = {"original", "reference", "noop", "retrain"}
-
-
-def badge_class(status: Any) -> str:
-    """Maps a verdict status to a CSS class from a fixed whitelist (``unknown`` otherwise)."""
-    return BADGES.get(str(status).strip().lower(), "unknown")
+_UTILITY_ORDER = ("forget_acc", "retain_acc", "test_acc")
+_WORDS = {"acc": "accuracy", "knn": "kNN", "probe": "probe"}
+Z95 = 1.959963984540054
 
 
-def methods_audited(models: dict[str, Any]) -> list[str]:
-    """Names of the unlearning methods under audit.
-
-    A model counts as a method when its role is ``unlearner``, or when it has no role and
-    is not one of the conventional baseline/control names.
-
-    Args:
-        models: The ``results["models"]`` mapping.
-
-    Returns:
-        Method names in file order.
-    """
-    names = []
-    for name, entry in models.items():
-        role = as_dict(entry).get("role")
-        if role == "unlearner" or (role is None and name not in _CONTROL_NAMES):
-            names.append(name)
-    return names
-
-
-def verdict_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per judged model: name, role, status text, badge class, reasons."""
-    models = as_dict(results.get("models"))
-    rows = []
-    for name, verdict in as_dict(results.get("verdicts")).items():
-        entry = as_dict(verdict)
-        status = entry.get("status")
-        rows.append(
-            {
-                "model": name,
-                "role": str(as_dict(models.get(name)).get("role") or ""),
-                "status": str(status) if status is not None else "unknown",
-                "badge": badge_class(status),
-                "reasons": text_list(entry.get("reasons")),
-            }
-        )
-    return rows
-
-
-def controls_outcome(results: dict[str, Any]) -> dict[str, Any] | None:
-    """The controls' outcome, or ``None`` when not recorded.
-
-    Returns:
-        ``{"separated": bool, "reasons": [...]}`` when ``results["controls"]["separated"]``
-        is a boolean, else ``None``.
-    """
-    controls = as_dict(results.get("controls"))
-    separated = controls.get("separated")
-    if not isinstance(separated, bool):
-        return None
-    return {"separated": separated, "reasons": text_list(controls.get("reasons"))}
-
-
-def overall_verdict(results: dict[str, Any]) -> tuple[str, str]:
-    """One plain-words line summarising the audit, plus its CSS class.
-
-    Returns:
-        ``(line, css_class)`` where the class is one of the badge classes or ``unknown``.
-    """
-    controls = controls_outcome(results)
-    if controls is not None and not controls["separated"]:
-        return (
-            "Inconclusive: the controls were not separated, so every verdict is inconclusive.",
-            "inconclusive",
-        )
-    rows = verdict_rows(results)
-    if not rows:
-        return "No verdicts were recorded for this run.", "unknown"
-    methods = methods_audited(as_dict(results.get("models")))
-    judged = [row for row in rows if row["model"] in methods] or rows
-    groups: dict[str, list[str]] = {}
-    for row in judged:
-        groups.setdefault(row["status"], []).append(row["model"])
-    parts = [f"{status}: {', '.join(names)}" for status, names in groups.items()]
-    unjudged = [name for name in methods if name not in {row["model"] for row in rows}]
-    if unjudged:
-        parts.append(f"no verdict: {', '.join(unjudged)}")
-    noun = "method" if len(judged) == 1 else "methods"
-    line = f"{len(judged)} {noun} judged \u2014 " + "; ".join(parts) + "."
-    statuses = {row["badge"] for row in judged}
-    for css in ("fail", "inconclusive", "unknown", "pass"):
-        if css in statuses:
-            return line, css
-    return line, "unknown"
+def utility_label(key: str) -> str:
+    """Column heading of a utility key, e.g. ``knn_test_acc`` -> ``kNN test accuracy``."""
+    words = [_WORDS.get(word, word) for word in str(key).split("_") if word]
+    text = " ".join(words) or str(key)
+    return text[0].upper() + text[1:] if not text.startswith("kNN") else text
 
 
 def _utility(entry: dict[str, Any]) -> dict[str, Any]:
@@ -123,80 +39,178 @@ def _utility(entry: dict[str, Any]) -> dict[str, Any]:
     return as_dict(entry.get("utility"))
 
 
-def _gap(value: Any, reference: Any) -> str:
-    """Signed difference ``value - reference`` in percentage points, or a dash."""
-    a, b = as_float(value), as_float(reference)
-    return MISSING if a is None or b is None else fmt_pp(a - b)
+def utility_keys(models: dict[str, Any]) -> list[str]:
+    """Utility metrics present in any model: forget/retain/test first, then file order."""
+    seen: list[str] = []
+    for entry in models.values():
+        for key, value in _utility(as_dict(entry)).items():
+            if key not in seen and as_float(value) is not None:
+                seen.append(key)
+    return [k for k in _UTILITY_ORDER if k in seen] + [k for k in seen if k not in _UTILITY_ORDER]
 
 
-def utility_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per model: accuracies, gaps to ``reference``, seconds, or the error text."""
+def utility_table(results: dict[str, Any]) -> dict[str, Any] | None:
+    """Columns and rows of the utility table (value and gap to the reference per cell)."""
     models = as_dict(results.get("models"))
+    keys = utility_keys(models)
+    if not models:
+        return None
     ref_entry = as_dict(models.get(REFERENCE))
     ref = {} if ref_entry.get("error") else _utility(ref_entry)
     rows = []
     for name, raw in models.items():
         entry = as_dict(raw)
         utility = _utility(entry)
+        cells = []
+        for key in keys:
+            value, base = as_float(utility.get(key)), as_float(ref.get(key))
+            gap = "" if name == REFERENCE or value is None or base is None else fmt_pp(value - base)
+            cells.append({"value": fmt_pct(value), "gap": gap})
         error = entry.get("error")
-        is_ref = name == REFERENCE
         rows.append(
             {
                 "model": name,
                 "role": str(entry.get("role") or ""),
-                "error": str(error) if error else None,
-                "forget_acc": fmt_pct(utility.get("forget_acc")),
-                "retain_acc": fmt_pct(utility.get("retain_acc")),
-                "test_acc": fmt_pct(utility.get("test_acc")),
-                "test_gap": MISSING
-                if is_ref
-                else _gap(utility.get("test_acc"), ref.get("test_acc")),
-                "forget_gap": MISSING
-                if is_ref
-                else _gap(utility.get("forget_acc"), ref.get("forget_acc")),
+                "is_reference": name == REFERENCE,
+                "error": str(error) if error else "",
+                "cells": cells,
                 "seconds": fmt_seconds(entry.get("seconds")),
             }
         )
-    return rows
+    return {"columns": [utility_label(k) for k in keys], "span": len(keys), "rows": rows}
 
 
-def _tpr(block: dict[str, Any], fpr: float) -> str:
-    """TPR at the given FPR from a ``tpr_at_fpr`` mapping with string keys like ``"0.001"``."""
-    for key, value in as_dict(block.get("tpr_at_fpr")).items():
+def wilson_interval(rate: float, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion.
+
+    ``(p + z^2/2n ± z sqrt(p(1-p)/n + z^2/4n^2)) / (1 + z^2/n)`` (Wilson, JASA 1927).
+
+    Args:
+        rate: Observed proportion in ``[0, 1]``.
+        n: Number of trials (> 0).
+        z: Normal quantile (1.96 for 95%).
+
+    Returns:
+        ``(low, high)`` within ``[0, 1]``.
+    """
+    p = min(max(rate, 0.0), 1.0)
+    denom = 1.0 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _fpr_keys(blocks: list[dict[str, Any]]) -> list[tuple[str, float]]:
+    """The ``tpr_at_fpr`` keys present in any block, as ``(key, fpr)`` sorted by FPR."""
+    found: dict[float, str] = {}
+    for block in blocks:
+        for key in as_dict(block.get("tpr_at_fpr")):
+            try:
+                found.setdefault(float(key), str(key))
+            except (TypeError, ValueError):
+                continue
+    return [(found[f], f) for f in sorted(found)]
+
+
+def _lookup(mapping: dict[str, Any], fpr: float) -> Any:
+    """The value of a mapping keyed by FPR strings (``"0.001"``) at ``fpr``."""
+    for key, value in mapping.items():
         try:
             if math.isclose(float(key), fpr, rel_tol=1e-6):
-                return fmt_pct(value, 2)
+                return value
         except (TypeError, ValueError):
             continue
-    return MISSING
+    return None
 
 
-def _auc(block: dict[str, Any]) -> str:
-    """AUC with its confidence interval appended when ``auc_ci`` is present."""
-    auc = fmt_fixed(block.get("auc"))
-    interval = fmt_interval(block.get("auc_ci"))
-    return f"{auc} {interval}" if interval and auc != MISSING else auc
+def _tpr_cell(block: dict[str, Any], fpr: float, n: int | None) -> dict[str, str]:
+    """TPR at one FPR with its interval (recorded ``tpr_ci``, else Wilson over ``n``)."""
+    value = as_float(_lookup(as_dict(block.get("tpr_at_fpr")), fpr))
+    if value is None:
+        return {"value": MISSING, "ci": ""}
+    recorded = _lookup(as_dict(block.get("tpr_ci")), fpr)
+    if isinstance(recorded, list) and fmt_interval(recorded):
+        low, high = float(recorded[0]), float(recorded[1])
+    elif n:
+        low, high = wilson_interval(value, n)
+    else:
+        return {"value": fmt_pct(value, 1), "ci": ""}
+    return {"value": fmt_pct(value, 1), "ci": f"[{fmt_pct(low, 1)}, {fmt_pct(high, 1)}]"}
 
 
-def attack_rows(results: dict[str, Any]) -> list[dict[str, str]]:
-    """One row per (model, attack) with forget/retain-vs-nonmember metrics."""
-    rows = []
-    for model, per_attack in as_dict(results.get("attacks")).items():
-        for attack, raw in as_dict(per_attack).items():
-            entry = as_dict(raw)
+def _auc_cell(block: dict[str, Any]) -> dict[str, str]:
+    """AUC with its recorded confidence interval (``auc_ci``)."""
+    return {"value": fmt_fixed(block.get("auc")), "ci": fmt_interval(block.get("auc_ci"))}
+
+
+def _count(data: dict[str, Any], key: str) -> int | None:
+    """A positive integer count from the ``data`` block, else ``None``."""
+    value = data.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def attack_tables(results: dict[str, Any], first: str | None) -> list[dict[str, Any]]:
+    """One table per attack (``first`` leading): per model, forget and retain vs non-members."""
+    per_model = as_dict(results.get("attacks"))
+    data = as_dict(results.get("data"))
+    n_forget, n_retain = _count(data, "n_forget"), _count(data, "n_retain")
+    names: list[str] = []
+    for attacks in per_model.values():
+        names += [a for a in as_dict(attacks) if a not in names]
+    if first in names:
+        names.remove(first)
+        names.insert(0, first)
+    tables = []
+    for attack in names:
+        entries = {m: as_dict(as_dict(a).get(attack)) for m, a in per_model.items()}
+        entries = {m: e for m, e in entries.items() if e}
+        blocks = [
+            as_dict(e.get(side))
+            for e in entries.values()
+            for side in ("forget_vs_nonmember", "retain_vs_nonmember")
+        ]
+        fprs = _fpr_keys(blocks)
+        rows = []
+        for model, entry in entries.items():
             forget = as_dict(entry.get("forget_vs_nonmember"))
             retain = as_dict(entry.get("retain_vs_nonmember"))
             rows.append(
                 {
                     "model": model,
-                    "attack": attack,
-                    "forget_auc": _auc(forget),
-                    "tpr_01pct": _tpr(forget, 0.001),
-                    "tpr_1pct": _tpr(forget, 0.01),
-                    "retain_auc": _auc(retain),
+                    "is_reference": model == REFERENCE,
+                    "forget": [_auc_cell(forget)]
+                    + [_tpr_cell(forget, f, n_forget) for _, f in fprs],
+                    "retain": [_auc_cell(retain)]
+                    + [_tpr_cell(retain, f, n_retain) for _, f in fprs],
                 }
             )
-    return rows
+        columns = ["AUC"] + [f"TPR at {fmt_general(f * 100)}% FPR" for _, f in fprs]
+        tables.append(
+            {
+                "attack": attack,
+                "verdict": attack == first,
+                "columns": columns,
+                "span": len(columns),
+                "fprs": [f for _, f in fprs],
+                "rows": rows,
+            }
+        )
+    return tables
+
+
+def low_fpr_note(results: dict[str, Any], tables: list[dict[str, Any]]) -> str:
+    """How many non-members each low-FPR threshold may flag (its resolution), in words."""
+    n_non = _count(as_dict(results.get("data")), "n_nonmembers")
+    if not n_non or not tables:
+        return ""
+    parts = []
+    for fpr in tables[0]["fprs"]:
+        allowed = math.floor(fpr * n_non + 1e-9)
+        parts.append(
+            f"at {fmt_general(fpr * 100)}% FPR the threshold may flag at most {allowed} of the "
+            f"{n_non:,} non-members"
+        )
+    return "; ".join(parts)
 
 
 def forgetting_rows(results: dict[str, Any]) -> list[dict[str, str]]:
@@ -209,6 +223,32 @@ def forgetting_rows(results: dict[str, Any]) -> list[dict[str, str]]:
                 "model": model,
                 "forget_quality": fmt_general(entry.get("forget_quality")),
                 "epsilon_median": fmt_fixed(entry.get("epsilon_median"), 2),
+            }
+        )
+    return rows
+
+
+def retain_leakage_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per model: retain-vs-non-member AUC before and after unlearning, and the change."""
+    rows = []
+    for model, raw in as_dict(results.get("retain_leakage")).items():
+        entry = as_dict(raw)
+        increased = entry.get("increased")
+        rows.append(
+            {
+                "model": model,
+                "before": fmt_fixed(entry.get("auc_before")),
+                "after": fmt_fixed(entry.get("auc_after")),
+                "diff": MISSING
+                if as_float(entry.get("diff")) is None
+                else f"{float(entry['diff']):+.3f}",
+                "ci": fmt_interval(entry.get("ci")),
+                "increased": "yes"
+                if increased is True
+                else "no"
+                if increased is False
+                else MISSING,
+                "warn": increased is True,
             }
         )
     return rows

@@ -1,4 +1,10 @@
-"""Fixtures that fabricate realistic run directories for the report tests."""
+"""Fixtures that fabricate realistic run directories for the report tests.
+
+``base_results`` is shaped like what the pipeline writes today; ``full_results`` adds the
+sections other issues will fill (``forgetting``, ``retain_leakage``). ``write_samples``
+writes ``samples.csv`` (optionally with every per-sample column of the contract) and
+``write_images`` writes ``signals.npz`` with the forget samples' images.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +19,10 @@ import numpy as np
 import pytest
 
 MODELS = ["original", "reference", "noop", "retrain", "finetune", "gradient_ascent"]
+METHODS = ["finetune"]  # gradient_ascent failed in the fabricated run
 # How far forget-set scores sit above non-member scores (in standard deviations).
 SEPARATION = {"original": 2.5, "reference": 0.0, "noop": 2.5, "retrain": 0.0, "finetune": 0.6}
+N_FORGET, N_RETAIN, N_NONMEMBER = 40, 80, 80
 
 
 def _utility(forget: float, retain: float, test: float) -> dict[str, float]:
@@ -24,6 +32,21 @@ def _utility(forget: float, retain: float, test: float) -> dict[str, float]:
 def _attack(auc: float, lo: float, hi: float) -> dict[str, Any]:
     block = {"auc": auc, "auc_ci": [lo, hi], "tpr_at_fpr": {"0.001": 0.02, "0.01": 0.09}}
     return {"forget_vs_nonmember": block, "retain_vs_nonmember": dict(block, auc_ci=None)}
+
+
+def _evidence(auc: float, diff: float, lo: float, hi: float, **extra: Any) -> dict[str, Any]:
+    return {
+        "attack": "lira_online",
+        "auc": auc,
+        "reference_auc": 0.5,
+        "auc_diff": diff,
+        "ci": [lo, hi],
+        "level": 0.95,
+        "test_acc_gap": -0.009,
+        "membership_ok": lo <= 0 <= hi,
+        "utility_ok": True,
+        **extra,
+    }
 
 
 def base_results() -> dict[str, Any]:
@@ -37,8 +60,18 @@ def base_results() -> dict[str, Any]:
             "command": "unlearn-audit audit --out runs/demo",
             "device": "cpu",
             "seed": 0,
+            "python": "3.11.7",
+            "torch": "2.5.1",
+            "numpy": "2.1.3",
         },
-        "config": {"data": {"dataset": "digits", "root": None}, "model": {"arch": "mlp"}},
+        "config": {
+            "seed": 0,
+            "data": {"dataset": "digits", "root": None},
+            "model": {"arch": "mlp"},
+            "train": {"epochs": 40},
+            "attack": {"shadows": 16, "queries": 5},
+            "verdict": {"attack": "lira_online", "level": 0.95},
+        },
         "data": {
             "dataset": "digits",
             "n_pool": 1797,
@@ -50,11 +83,17 @@ def base_results() -> dict[str, Any]:
             "classes": [str(i) for i in range(10)],
         },
         "models": {
-            "original": {"role": "original", "utility": _utility(1.0, 1.0, 0.95), "seconds": 3.1},
+            "original": {
+                "role": "original",
+                "utility": _utility(1.0, 1.0, 0.95),
+                "seconds": 3.1,
+                "checkpoint": "models/original-0123456789abcdef0123.pt",
+            },
             "reference": {
                 "role": "reference",
                 "utility": _utility(0.94, 1.0, 0.95),
                 "seconds": 2.9,
+                "checkpoint": "models/reference-fedcba98765432100000.pt",
             },
             "noop": {"role": "control", "utility": _utility(1.0, 1.0, 0.95), "seconds": 0.0},
             "retrain": {"role": "control", "utility": _utility(0.93, 1.0, 0.948), "seconds": 2.8},
@@ -62,6 +101,7 @@ def base_results() -> dict[str, Any]:
                 "role": "unlearner",
                 "utility": _utility(0.97, 0.99, 0.941),
                 "seconds": 0.4,
+                "params": {"epochs": 3, "lr": 0.01},
             },
             "gradient_ascent": {
                 "role": "unlearner",
@@ -77,42 +117,123 @@ def base_results() -> dict[str, Any]:
             "retrain": {"lira_online": _attack(0.51, 0.45, 0.57)},
             "finetune": {"lira_online": _attack(0.58, 0.52, 0.64)},
         },
-        "forgetting": {"finetune": {"forget_quality": 0.0123, "epsilon_median": 1.5}},
+        "forgetting": {},
         "verdicts": {
             "noop": {
                 "status": "fail",
                 "reasons": ["forget-set membership evidence exceeds the retrained reference"],
-                "evidence": {"attack": "lira_online", "auc": 0.71},
+                "evidence": _evidence(0.71, 0.21, 0.15, 0.27),
             },
-            "retrain": {"status": "pass", "reasons": ["indistinguishable from the reference"]},
-            "finetune": {"status": "inconclusive", "reasons": ["the interval includes zero"]},
+            "retrain": {
+                "status": "pass",
+                "reasons": ["indistinguishable from the reference"],
+                "evidence": _evidence(0.51, 0.01, -0.05, 0.07),
+            },
+            "finetune": {
+                "status": "pass",
+                "reasons": ["membership evidence indistinguishable from the retrained reference"],
+                "evidence": _evidence(0.58, 0.03, -0.02, 0.08),
+            },
+            "gradient_ascent": {
+                "status": "fail",
+                "reasons": ["the method failed: diverged: loss became NaN at step 12"],
+                "evidence": {"attack": "lira_online"},
+            },
         },
         "controls": {
             "separated": True,
             "reasons": ["noop control failed as it must", "retrain control passed as it must"],
         },
-        "timings": {"total_seconds": 60.0, "train_original": 3.1, "shadows": 40.2},
+        "report": {"roc_attack": "lira_online"},
+        "timings": {"total_seconds": 60.0, "targets": 9.1, "shadows": 40.2},
         "some_future_key": {"ignored": True},
     }
 
 
-def write_samples(run_dir: Path, models: list[str], seed: int = 0) -> None:
-    """Writes samples.csv with scores where SEPARATION sets forget-vs-nonmember overlap."""
+def full_results() -> dict[str, Any]:
+    """``base_results`` plus every optional section of the contract."""
+    results = base_results()
+    results["forgetting"] = {"finetune": {"forget_quality": 0.0123, "epsilon_median": 1.5}}
+    results["retain_leakage"] = {
+        "finetune": {
+            "auc_before": 0.61,
+            "auc_after": 0.66,
+            "diff": 0.05,
+            "ci": [0.02, 0.08],
+            "increased": True,
+        }
+    }
+    return results
+
+
+def unseparated(results: dict[str, Any]) -> dict[str, Any]:
+    """The same run as the pipeline writes it when the noop control was not caught."""
+    results["controls"] = {
+        "separated": False,
+        "reasons": ["noop control was not caught: more shadow models would give power"],
+    }
+    noop = results["verdicts"]["noop"]
+    noop["evidence"]["membership_ok"] = True
+    for verdict in results["verdicts"].values():
+        verdict["evidence"]["raw_status"] = verdict["status"]
+        verdict["status"] = "inconclusive"
+    noop["evidence"]["raw_status"] = "pass"
+    return results
+
+
+def write_samples(run_dir: Path, models: list[str], seed: int = 0, full: bool = False) -> None:
+    """Writes samples.csv; SEPARATION sets how far forget scores sit above non-members.
+
+    With ``full`` every optional per-sample column of the contract is added: ``signal``,
+    ``epsilon``, ``ulira`` and ``residual`` per model, ``difficulty``, ``difficulty_rank``,
+    ``feature.*`` and ``flags``.
+    """
     rng = np.random.default_rng(seed)
-    splits = ["forget"] * 89 + ["retain"] * 200 + ["nonmember"] * 200
-    columns = {}
+    splits = ["forget"] * N_FORGET + ["retain"] * N_RETAIN + ["nonmember"] * N_NONMEMBER
+    n = len(splits)
+    columns: dict[str, np.ndarray] = {}
     for model in models:
         shift = SEPARATION.get(model, 0.0)
-        scores = rng.normal(size=len(splits))
-        scores[: splits.count("forget")] += shift
+        columns[f"signal.{model}"] = rng.normal(size=n) + shift
+        scores = rng.normal(size=n)
+        scores[:N_FORGET] += shift
         columns[f"lira_online.{model}"] = scores
-    columns["loss.noop"] = rng.normal(size=len(splits))
+    columns["loss.noop"] = rng.normal(size=n)
+    if not full:
+        columns = {k: v for k, v in columns.items() if not k.startswith("signal.")}
+    flags = [""] * n
+    if full:
+        difficulty = rng.uniform(size=n)
+        for model in METHODS:
+            columns[f"epsilon.{model}"] = np.abs(rng.normal(size=n))
+            columns[f"ulira.{model}"] = rng.normal(size=n)
+            columns[f"residual.{model}"] = difficulty + rng.normal(scale=0.2, size=n)
+        columns["difficulty"] = difficulty
+        rank = np.full(n, np.nan)
+        rank[:N_FORGET] = np.argsort(np.argsort(-difficulty[:N_FORGET])) + 1
+        columns["difficulty_rank"] = rank
+        columns["feature.loss"] = rng.exponential(size=n)
+        columns["feature.margin"] = rng.normal(size=n)
+        flags[int(np.nanargmin(rank))] = "infeasible at budget; rare class"
     with (run_dir / "samples.csv").open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["index", "label", "split", *columns, "unrelated_extra"])
+        writer.writerow(["index", "id", "label", "split", *columns, "flags", "unrelated"])
         for i, split in enumerate(splits):
-            values = [f"{columns[c][i]:.6f}" for c in columns]
-            writer.writerow([i, i % 10, split, *values, "x"])
+            values = ["" if np.isnan(columns[c][i]) else f"{columns[c][i]:.6g}" for c in columns]
+            writer.writerow([i, i, i % 10, split, *values, flags[i], "x"])
+
+
+def write_images(run_dir: Path, seed: int = 0) -> np.ndarray:
+    """Writes signals.npz with ``forget_images`` (k, 1, 8, 8) and ``forget_index`` (k,)."""
+    rng = np.random.default_rng(seed)
+    images = rng.uniform(size=(N_FORGET, 1, 8, 8)).astype(np.float32)
+    np.savez(
+        run_dir / "signals.npz",
+        forget_images=images,
+        forget_index=np.arange(N_FORGET, dtype=np.int64),
+        signals=np.zeros((2, 3), dtype=np.float32),
+    )
+    return images
 
 
 RunFactory = Callable[..., Path]
@@ -120,18 +241,56 @@ RunFactory = Callable[..., Path]
 
 @pytest.fixture
 def make_run(tmp_path: Path) -> RunFactory:
-    """Factory: ``make_run(results=None, samples=True, name="run")`` -> run directory."""
+    """Factory: ``make_run(results=None, samples=True, full=False, name="run")``.
+
+    ``full`` writes every optional section: full results, all per-sample columns and
+    the forget images.
+    """
 
     def factory(
-        results: dict[str, Any] | None = None, samples: bool = True, name: str = "run"
+        results: dict[str, Any] | None = None,
+        samples: bool = True,
+        full: bool = False,
+        name: str = "run",
     ) -> Path:
         run_dir = tmp_path / name
         run_dir.mkdir()
-        payload = copy.deepcopy(results) if results is not None else base_results()
+        if results is None:
+            results = full_results() if full else base_results()
+        payload = copy.deepcopy(results)
         (run_dir / "results.json").write_text(json.dumps(payload, indent=1), encoding="utf-8")
         if samples:
             models = payload.get("models", {})
-            write_samples(run_dir, [m for m, e in models.items() if not e.get("error")])
+            names = [m for m, e in models.items() if not e.get("error")]
+            write_samples(run_dir, names, full=full)
+        if full:
+            write_images(run_dir)
         return run_dir
 
     return factory
+
+
+def _rendered(run_dir: Path, full: bool) -> tuple[Path, str]:
+    from reports import render
+
+    results = full_results() if full else base_results()
+    (run_dir / "results.json").write_text(json.dumps(results), encoding="utf-8")
+    write_samples(run_dir, [m for m in MODELS if m != "gradient_ascent"], full=full)
+    if full:
+        write_images(run_dir)
+    return run_dir, render(run_dir).read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="session")
+def base_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """Today's pipeline output (``base_results``) rendered once: ``(run_dir, html)``.
+
+    Read-only: tests that change the run use ``make_run``.
+    """
+    return _rendered(tmp_path_factory.mktemp("base"), full=False)
+
+
+@pytest.fixture(scope="session")
+def full_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A run with every optional section rendered once: ``(run_dir, html)`` (read-only)."""
+    return _rendered(tmp_path_factory.mktemp("full"), full=True)

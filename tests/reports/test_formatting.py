@@ -17,6 +17,7 @@ from reports.formatting import (
     text_list,
 )
 from tests.reports.conftest import RunFactory, base_results
+from tests.reports.htmlcheck import empty_headings
 
 
 @pytest.mark.parametrize("bad", [None, "0.5", True, math.nan, math.inf, [0.5]])
@@ -57,11 +58,13 @@ def test_mistyped_sections_are_treated_as_absent(make_run: RunFactory) -> None:
     results["timings"] = []
     results["models"]["finetune"]["utility"] = None
     html = render(make_run(results)).read_text(encoding="utf-8")
-    assert 'id="attacks"' not in html and 'id="verdicts"' not in html
+    assert '<table class="attack">' not in html  # no attack tables...
+    assert 'id="roc"' in html  # ...but the ROC plot still comes from samples.csv
     assert 'id="forgetting"' not in html and "<h3>Timings</h3>" not in html
-    assert 'id="roc"' in html and 'id="utility"' in html
-    assert "<h2>Verdicts</h2>" not in html
-    assert "<h2>Controls</h2>" in html  # controls were still recorded
+    assert 'id="utility"' in html
+    assert '<table class="verdicts">' not in html
+    assert "<h3>Controls</h3>" in html  # controls were still recorded
+    assert empty_headings(html) == []
 
 
 def test_blank_scores_and_empty_splits_are_skipped(make_run: RunFactory) -> None:
@@ -86,3 +89,4 @@ def test_samples_without_split_column_omit_the_plot(make_run: RunFactory) -> Non
     html = render(run_dir).read_text(encoding="utf-8")
     assert 'id="roc"' not in html
     assert "no &#39;split&#39; column" in html
+    assert 'id="samples"' not in html

@@ -1,0 +1,176 @@
+"""The per-sample section: the hardest-to-forget samples, with thumbnails and flags.
+
+Ordering: by ``difficulty_rank`` (1 = hardest) when ``samples.csv`` has it; otherwise by
+the verdict attack's score under the first audited method, highest first (the forgotten
+samples an attacker still recognises most as training data). The section says which.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from reports.formatting import MISSING, as_dict, fmt_general, fmt_value
+from reports.images import png_data_uri
+from reports.loading import SAMPLES_FILE, ForgetImages, Samples
+from reports.verdict import REFERENCE, methods_audited
+
+N_HARDEST = 20
+# Per-model column families shown in a model's cell: (csv prefix, label).
+FAMILIES = (("epsilon", "\u03b5"), ("ulira", "U-LiRA"), ("residual", "residual"))
+MEANINGS = {
+    "score": "the verdict attack's membership score (higher = more recognisable as training data)",
+    "\u03b5": "the per-sample privacy loss against retraining",
+    "U-LiRA": "the unlearning-aware LiRA score",
+    "residual": "the realised residual membership",
+}
+
+
+def _order(
+    samples: Samples, rows: np.ndarray, attack: str, methods: list[str]
+) -> tuple[np.ndarray, str]:
+    """Forget rows ordered hardest first, and the sentence that says how."""
+    rank = samples.numeric.get("difficulty_rank")
+    if rank is not None and np.isfinite(rank[rows]).any():
+        key = np.where(np.isfinite(rank[rows]), rank[rows], np.inf)
+        order = rows[np.argsort(key, kind="mergesort")]
+        return order, "Ordered by the combined difficulty rank (1 = hardest to forget)."
+    for method in methods:
+        column = samples.numeric.get(f"{attack}.{method}")
+        if column is not None and np.isfinite(column[rows]).any():
+            key = np.where(np.isfinite(column[rows]), -column[rows], np.inf)
+            order = rows[np.argsort(key, kind="mergesort")]
+            return order, (
+                f"{SAMPLES_FILE} has no difficulty rank, so the samples are ordered by the "
+                f"{attack} membership score under {method}, highest first: the forgotten "
+                "samples an attacker still recognises most as training data."
+            )
+    return rows, f"{SAMPLES_FILE} has neither a difficulty rank nor scores; shown in file order."
+
+
+def _class_name(label: str, classes: Any) -> str:
+    """The class name of a label cell (an index into ``data.classes``), else the cell."""
+    if isinstance(classes, list) and label.strip().lstrip("-").isdigit():
+        position = int(label)
+        if 0 <= position < len(classes):
+            name = fmt_value(classes[position])
+            return name if name == str(position) else f"{name} ({position})"
+    return label or MISSING
+
+
+def _model_cell(samples: Samples, row: int, model: str, attack: str) -> list[str]:
+    """Short ``label value`` lines of one sample under one model."""
+    lines = []
+    for prefix, label in ((attack, "score"), *FAMILIES):
+        column = samples.numeric.get(f"{prefix}.{model}")
+        if column is not None:
+            lines.append(f"{label} {fmt_general(column[row])}")
+    return lines
+
+
+def _pool_index(samples: Samples, row: int) -> int | None:
+    """The pool index of a row (``index`` column), or ``None`` if it is not an integer."""
+    cells = samples.text.get("index")
+    text = cells[row] if cells is not None else str(row)
+    return int(text) if text.strip().lstrip("-").isdigit() else None
+
+
+def _has_columns(samples: Samples, model: str, attack: str) -> bool:
+    """Whether ``samples.csv`` has any per-sample column of ``model``."""
+    prefixes = (attack, *(prefix for prefix, _ in FAMILIES))
+    return any(f"{prefix}.{model}" in samples.numeric for prefix in prefixes)
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """What every row of the table shows."""
+
+    attack: str
+    models: list[str]
+    features: list[str]
+    classes: Any
+    images: ForgetImages | None
+    positions: dict[int, int]
+
+
+def _row(samples: Samples, row: int, position: int, layout: _Layout) -> dict[str, Any]:
+    """One table row: rank, thumbnail, sample, class, difficulty, features, models, flags."""
+    pool = _pool_index(samples, row)
+    thumbnail = ""
+    if layout.images is not None and pool is not None:
+        image = layout.positions.get(pool)
+        thumbnail = png_data_uri(layout.images.images[image]) if image is not None else ""
+    rank, difficulty = samples.numeric.get("difficulty_rank"), samples.numeric.get("difficulty")
+    ids, flags = samples.text.get("id"), samples.text.get("flags")
+    labels = samples.text.get("label")
+    return {
+        "rank": fmt_general(rank[row]) if rank is not None else str(position),
+        "thumbnail": thumbnail,
+        "index": str(pool) if pool is not None else MISSING,
+        "id": ids[row] if ids is not None and ids[row] != str(pool) else "",
+        "label": _class_name(labels[row], layout.classes) if labels is not None else MISSING,
+        "difficulty": fmt_general(difficulty[row]) if difficulty is not None else "",
+        "features": [
+            fmt_general(samples.numeric[f"feature.{name}"][row]) for name in layout.features
+        ],
+        "models": [_model_cell(samples, row, m, layout.attack) for m in layout.models],
+        "flags": [f.strip() for f in (flags[row] if flags else "").split(";") if f.strip()],
+    }
+
+
+def hardest_samples(
+    results: dict[str, Any],
+    samples: Samples | None,
+    images: ForgetImages | None,
+    attack: str,
+    limit: int = N_HARDEST,
+) -> dict[str, Any] | None:
+    """The per-sample section, or ``None`` when ``samples.csv`` has no forget rows.
+
+    Args:
+        results: Parsed ``results.json`` (models, class names).
+        samples: The per-sample table.
+        images: Thumbnails of the forget samples, if the run stored them.
+        attack: The verdict attack (its score orders the table when there is no rank).
+        limit: Number of samples shown.
+
+    Returns:
+        The rows (display strings) and what the table's columns are.
+    """
+    forget = samples.rows("forget") if samples is not None else np.zeros(0, dtype=int)
+    if samples is None or forget.size == 0:
+        return None
+    methods = methods_audited(as_dict(results.get("models")))
+    order, order_note = _order(samples, forget, attack, methods)
+    layout = _Layout(
+        attack=attack,
+        models=[m for m in ("original", *methods, REFERENCE) if _has_columns(samples, m, attack)],
+        features=[c.removeprefix("feature.") for c in samples.numeric if c.startswith("feature.")],
+        classes=as_dict(results.get("data")).get("classes"),
+        images=images,
+        positions=images.by_index() if images is not None else {},
+    )
+    rows = [_row(samples, int(r), i, layout) for i, r in enumerate(order[:limit], start=1)]
+    labels = {line.split(" ")[0] for row in rows for cell in row["models"] for line in cell}
+    legend = [f"{label} {MEANINGS[label]}" for label in MEANINGS if label in labels]
+    single = len(labels) == 1
+    if single:  # one value per model: no need to label it in every cell
+        legend = [MEANINGS[labels.pop()]]
+        for row in rows:
+            row["models"] = [[line.split(" ", 1)[1] for line in cell] for cell in row["models"]]
+    return {
+        "order_note": order_note,
+        "legend": "; ".join(legend),
+        "shown": len(rows),
+        "total": int(forget.size),
+        "features": layout.features,
+        "models": layout.models,
+        "has_difficulty": "difficulty" in samples.numeric,
+        "has_flags": "flags" in samples.text,
+        "single": single,
+        "thumbnails": any(row["thumbnail"] for row in rows),
+        "rows": rows,
+        "href": SAMPLES_FILE,
+    }

@@ -1,0 +1,250 @@
+"""The verdict section: per-method verdicts, the controls, and what would give the audit power.
+
+Everything is turned into display text here (the template does no arithmetic). The
+control names ``noop`` (negative control: must fail) and ``retrain`` (positive control:
+an independently seeded retrain, must pass) are part of the run directory contract.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reports.formatting import (
+    as_dict,
+    as_float,
+    fmt_fixed,
+    fmt_pp,
+    fmt_value,
+    text_list,
+)
+
+BADGES = {"pass": "pass", "fail": "fail", "inconclusive": "inconclusive"}
+REFERENCE = "reference"
+CONTROLS = {"noop": "fail", "retrain": "pass"}
+CONTROL_ROLES = {
+    "noop": "negative control: the original model, unchanged; it must fail",
+    "retrain": "positive control: an independently seeded retrain; it must pass",
+}
+_NOT_METHODS = {"original", REFERENCE, *CONTROLS}
+
+
+def badge_class(status: Any) -> str:
+    """Maps a verdict status to a CSS class from a fixed whitelist (``unknown`` otherwise)."""
+    return BADGES.get(str(status).strip().lower(), "unknown")
+
+
+def methods_audited(models: dict[str, Any]) -> list[str]:
+    """Names of the unlearning methods under audit.
+
+    A model counts as a method when its role is ``unlearner``, or when it has no role and
+    is not one of the conventional baseline/control names.
+
+    Args:
+        models: The ``results["models"]`` mapping.
+
+    Returns:
+        Method names in file order.
+    """
+    names = []
+    for name, entry in models.items():
+        role = as_dict(entry).get("role")
+        if role == "unlearner" or (role is None and name not in _NOT_METHODS):
+            names.append(name)
+    return names
+
+
+def _raw_status(verdict: dict[str, Any]) -> str:
+    """The status before the controls' gate (``evidence.raw_status``), else the status."""
+    raw = as_dict(verdict.get("evidence")).get("raw_status", verdict.get("status"))
+    return str(raw) if raw is not None else "unknown"
+
+
+def _evidence(verdict: dict[str, Any]) -> list[str]:
+    """Key numbers of a verdict's evidence as short phrases (empty when absent)."""
+    ev = as_dict(verdict.get("evidence"))
+    out = []
+    auc, ref = as_float(ev.get("auc")), as_float(ev.get("reference_auc"))
+    if auc is not None:
+        versus = f" vs {fmt_fixed(ref)} for the reference" if ref is not None else ""
+        out.append(f"{fmt_value(ev.get('attack') or 'attack')} AUC {fmt_fixed(auc)}{versus}")
+    diff, ci = as_float(ev.get("auc_diff")), ev.get("ci")
+    if diff is not None:
+        text = f"AUC difference {diff:+.3f}"
+        if isinstance(ci, list) and len(ci) == 2 and None not in map(as_float, ci):
+            level = as_float(ev.get("level"))
+            pct = f"{round(level * 100)}% " if level is not None else ""
+            text += f" ({pct}CI {float(ci[0]):+.3f} to {float(ci[1]):+.3f})"
+        out.append(text)
+    gap = as_float(ev.get("test_acc_gap"))
+    if gap is not None:
+        out.append(f"test accuracy {fmt_pp(gap)} vs the reference")
+    return out
+
+
+def verdict_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per judged unlearning method (controls are in :func:`control_rows`)."""
+    verdicts = as_dict(results.get("verdicts"))
+    methods = methods_audited(as_dict(results.get("models")))
+    names = [m for m in methods if m in verdicts]
+    names += [m for m in verdicts if m not in names and m not in CONTROLS]
+    rows = []
+    for name in names:
+        entry = as_dict(verdicts[name])
+        status = str(entry.get("status") or "unknown")
+        raw = _raw_status(entry)
+        rows.append(
+            {
+                "model": name,
+                "status": status,
+                "badge": badge_class(status),
+                "reasons": text_list(entry.get("reasons")),
+                "evidence": " \u00b7 ".join(_evidence(entry)),
+                "ungated": raw if raw != status else "",
+            }
+        )
+    return rows
+
+
+def control_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per control that has a verdict: expected and measured outcome."""
+    verdicts = as_dict(results.get("verdicts"))
+    rows = []
+    for name, expected in CONTROLS.items():
+        if name not in verdicts:
+            continue
+        entry = as_dict(verdicts[name])
+        measured = _raw_status(entry)
+        rows.append(
+            {
+                "model": name,
+                "role": CONTROL_ROLES[name],
+                "expected": expected,
+                "measured": measured,
+                "badge": badge_class(measured),
+                "as_expected": "yes" if measured == expected else "no",
+                "evidence": " \u00b7 ".join(_evidence(entry)),
+            }
+        )
+    return rows
+
+
+def controls_outcome(results: dict[str, Any]) -> dict[str, Any] | None:
+    """``{"separated": bool, "reasons": [...]}``, or ``None`` when not recorded."""
+    controls = as_dict(results.get("controls"))
+    separated = controls.get("separated")
+    if not isinstance(separated, bool):
+        return None
+    return {"separated": separated, "reasons": text_list(controls.get("reasons"))}
+
+
+def _config_value(results: dict[str, Any], section: str, key: str) -> str | None:
+    """``config.<section>.<key>`` as display text; ``None`` when absent, zero or empty.
+
+    Zero means "automatic" for some keys (``attack.queries``), so it is not quoted back.
+    """
+    value = as_dict(as_dict(results.get("config")).get(section)).get(key)
+    return None if value in (None, 0, "", False) else fmt_value(value)
+
+
+def _noop_caught(results: dict[str, Any]) -> bool:
+    """Whether the negative control failed on membership evidence, as it must."""
+    noop = as_dict(as_dict(results.get("verdicts")).get("noop"))
+    membership_ok = as_dict(noop.get("evidence")).get("membership_ok")
+    return _raw_status(noop) == "fail" and membership_ok is not True
+
+
+def _noop_advice(results: dict[str, Any]) -> list[str]:
+    """How to give the attack power when the negative control was not caught."""
+    used = "this run used"
+    shadows = _config_value(results, "attack", "shadows")
+    queries = _config_value(results, "attack", "queries")
+    epochs = _config_value(results, "train", "epochs")
+    n_forget = as_dict(results.get("data")).get("n_forget")
+    return [
+        "Train more shadow models (attack.shadows"
+        + (f"; {used} {shadows}" if shadows else "")
+        + "): LiRA estimates per-sample distributions from them, and 64 or more give it "
+        "its full strength.",
+        "Query more augmented views of each sample (attack.queries"
+        + (f"; {used} {queries}" if queries else "")
+        + ").",
+        "Audit a larger forget request"
+        + (f" ({used} {fmt_value(n_forget)} samples)" if n_forget is not None else "")
+        + ": the interval of the AUC difference shrinks roughly as one over the square "
+        "root of its size.",
+        "Audit an original model that fits its training data more closely (more training "
+        "epochs" + (f", {used} {epochs}" if epochs else "") + ", or a larger architecture): "
+        "if it leaks no membership, no unlearning method can be told apart from retraining.",
+    ]
+
+
+def power_advice(results: dict[str, Any]) -> list[str]:
+    """What would make an inconclusive audit conclusive, with this run's numbers.
+
+    Returns:
+        Plain sentences; empty when no verdict is inconclusive and the controls separated.
+    """
+    controls = controls_outcome(results)
+    verdicts = as_dict(results.get("verdicts"))
+    statuses = {badge_class(as_dict(v).get("status")) for v in verdicts.values()}
+    if "inconclusive" not in statuses and (controls is None or controls["separated"]):
+        return []
+    advice = [] if _noop_caught(results) else _noop_advice(results)
+    retrain = as_dict(verdicts.get("retrain"))
+    if retrain and _raw_status(retrain) != "pass":
+        level = _config_value(results, "verdict", "level")
+        advice.append(
+            "The positive control (an independent retrain) was judged different from the "
+            "reference, so the test is noisier than its interval claims: use more samples, "
+            "more bootstrap replicates (verdict.n_boot), or a wider interval (verdict.level"
+            + (f"; this run used {level}" if level else "")
+            + ")."
+        )
+    if not advice:
+        advice.append(
+            "More forget samples, non-members or shadow models narrow the interval of the "
+            "AUC difference until it either excludes zero or rules out a meaningful gap."
+        )
+    return advice
+
+
+def overall_verdict(results: dict[str, Any]) -> tuple[str, str]:
+    """One plain-words line summarising the audit, plus its CSS class."""
+    controls = controls_outcome(results)
+    if controls is not None and not controls["separated"]:
+        return (
+            "Inconclusive: the controls were not separated, so every verdict is inconclusive.",
+            "inconclusive",
+        )
+    rows = verdict_rows(results)
+    if not rows:
+        return "No verdicts were recorded for this run.", "unknown"
+    methods = methods_audited(as_dict(results.get("models")))
+    groups: dict[str, list[str]] = {}
+    for row in rows:
+        groups.setdefault(row["status"], []).append(row["model"])
+    parts = [f"{status}: {', '.join(names)}" for status, names in groups.items()]
+    unjudged = [name for name in methods if name not in {row["model"] for row in rows}]
+    if unjudged:
+        parts.append(f"no verdict: {', '.join(unjudged)}")
+    noun = "method" if len(rows) == 1 else "methods"
+    line = f"{len(rows)} {noun} judged \u2014 " + "; ".join(parts) + "."
+    statuses = {row["badge"] for row in rows}
+    for css in ("fail", "inconclusive", "unknown", "pass"):
+        if css in statuses:
+            return line, css
+    return line, "unknown"
+
+
+def verdict_section(results: dict[str, Any]) -> dict[str, Any] | None:
+    """Everything the verdict section shows, or ``None`` when nothing was judged."""
+    rows, controls = verdict_rows(results), control_rows(results)
+    outcome = controls_outcome(results)
+    if not rows and not controls and outcome is None:
+        return None
+    return {
+        "rows": rows,
+        "controls": controls,
+        "outcome": outcome,
+        "advice": power_advice(results),
+    }

@@ -1,0 +1,118 @@
+"""Unit tests of the report's helpers against hand-computed values."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from matplotlib import image as mpimg
+
+from reports.figures import average_ranks, spearman
+from reports.images import encode_png, png_data_uri, to_pixels
+from reports.loading import load_samples
+from reports.provenance import describe_forget
+from reports.tables import utility_label, wilson_interval
+
+
+def _png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    chunks, pos = [], 8
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind, payload = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
+        (crc,) = struct.unpack(">I", data[pos + 8 + length : pos + 12 + length])
+        assert crc == zlib.crc32(kind + payload) & 0xFFFFFFFF
+        chunks.append((kind, payload))
+        pos += 12 + length
+    return chunks
+
+
+def test_png_of_a_2x3_greyscale_image_by_hand() -> None:
+    pixels = np.array([[0, 128, 255], [10, 20, 30]], dtype=np.uint8)
+    chunks = _png_chunks(encode_png(pixels))
+    assert [kind for kind, _ in chunks] == [b"IHDR", b"IDAT", b"IEND"]
+    assert chunks[0][1] == struct.pack(">IIBBBBB", 3, 2, 8, 0, 0, 0, 0)
+    assert zlib.decompress(chunks[1][1]) == bytes([0, 0, 128, 255, 0, 10, 20, 30])
+
+
+def test_png_round_trips_through_an_independent_decoder() -> None:
+    rng = np.random.default_rng(0)
+    rgb = rng.uniform(size=(3, 5, 7))
+    decoded = mpimg.imread(io.BytesIO(encode_png(to_pixels(rgb))), format="png")
+    assert decoded.shape == (5, 7, 3)
+    np.testing.assert_allclose(decoded, np.rint(np.transpose(rgb, (1, 2, 0)) * 255) / 255)
+    assert png_data_uri(rgb[:1]).startswith("data:image/png;base64,iVBORw0KGgo")
+
+
+def test_pixels_clip_and_reject_bad_shapes() -> None:
+    image = np.array([[[-0.5, 0.5, 2.0, np.nan]]])
+    assert to_pixels(image).tolist() == [[0, 128, 255, 0]]
+    with pytest.raises(ValueError, match=r"\(1\|3, h, w\)"):
+        to_pixels(np.zeros((2, 4, 4)))
+
+
+def test_wilson_interval_golden_values() -> None:
+    # 50/100: centre 0.5, half-width 1.96 * sqrt(0.0025 + 1.96^2/40000) / (1 + 1.96^2/100).
+    low, high = wilson_interval(0.5, 100)
+    assert (low, high) == pytest.approx((0.40383, 0.59617), abs=1e-5)
+    # 0/10: the lower end is 0 and the upper is z^2/n / (1 + z^2/n) = 0.27753.
+    assert wilson_interval(0.0, 10) == pytest.approx((0.0, 0.27753), abs=1e-5)
+
+
+def test_spearman_and_average_ranks_by_hand() -> None:
+    assert average_ranks(np.array([10.0, 20.0, 20.0, 30.0])).tolist() == [1, 2.5, 2.5, 4]
+    # d = (0, 1, -1, 0): rho = 1 - 6 * 2 / (4 * 15) = 0.8.
+    assert spearman(np.array([1.0, 2, 3, 4]), np.array([1.0, 3, 2, 4])) == pytest.approx(0.8)
+    assert spearman(np.array([1.0, 2, 3]), np.array([5.0, 5, 5])) is None
+    assert spearman(np.array([1.0, 2]), np.array([2.0, 1])) is None
+
+
+def test_utility_labels() -> None:
+    assert utility_label("forget_acc") == "Forget accuracy"
+    assert utility_label("knn_test_acc") == "kNN test accuracy"
+    assert utility_label("probe_retain_acc") == "Probe retain accuracy"
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (
+            {"forget_spec": "random:0.05", "n_forget": 45, "n_members": 898},
+            "45 samples: a random 5% of the 898 training members, drawn with seed 3 "
+            "(request random:0.05)",
+        ),
+        (
+            {"forget_spec": "class:7", "n_forget": 88},
+            "88 samples: every training member of class 7 (request class:7)",
+        ),
+        (
+            {"forget_spec": "file:ids.txt", "n_forget": 4},
+            "4 samples: the sample indices listed in ids.txt (request file:ids.txt)",
+        ),
+        ({"n_forget": 4}, "4 samples"),
+    ],
+)
+def test_forget_request_in_plain_words(data: dict[str, object], expected: str) -> None:
+    assert describe_forget(data, 3) == expected
+
+
+def test_samples_csv_is_read_leniently(tmp_path: Path) -> None:
+    path = tmp_path / "samples.csv"
+    path.write_text(
+        "index,id,label,split,lira.m,flags\n"
+        "0,a,1,forget,0.5,x;y\n"
+        "1,b,2,nonmember,,\n"
+        "2,c,3,retain,oops\n",  # short row and a non-number
+        encoding="utf-8",
+    )
+    samples, note = load_samples(tmp_path)
+    assert note is None and samples is not None
+    assert samples.split.tolist() == ["forget", "nonmember", "retain"]
+    np.testing.assert_array_equal(samples.numeric["lira.m"], [0.5, np.nan, np.nan])
+    assert samples.text["flags"] == ["x;y", "", ""]
+    assert samples.columns_for("lira") == {"m": "lira.m"}
+    assert samples.split_scores("lira.m", "forget").tolist() == [0.5]
