@@ -19,12 +19,14 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from attacks.registry import UnknownAttackError
     from audit.config import ConfigError
     from audit.plan import PlanError
+    from learning.checkpoints import CheckpointError
     from learning.data import DataError
     from learning.models import ModelError
     from reports import ReportError
     from unlearners import UnlearnerError
 
     return (
+        CheckpointError,
         ConfigError,
         DataError,
         ModelError,
@@ -80,7 +82,12 @@ def _overrides(**opts: Any) -> dict[str, Any]:
             node = node.setdefault(p, {})
         node[leaf] = value
 
+    from audit.config import ConfigError
+
     mapping = {
+        "members": "data.members",
+        "paradigm": "paradigm",
+        "original": "model.original",
         "dataset": "data.dataset",
         "data_root": "data.root",
         "limit": "data.limit",
@@ -97,6 +104,16 @@ def _overrides(**opts: Any) -> dict[str, Any]:
             put(path, opts[opt])
     if opts.get("unlearner"):
         put("unlearn.methods", list(opts["unlearner"]))
+    elif opts.get("unlearned"):  # judging your own checkpoints: run no built-in method
+        put("unlearn.methods", [])
+    if opts.get("unlearned"):
+        pairs = {}
+        for item in opts["unlearned"]:
+            name, sep, path = item.partition("=")
+            if not sep or not name or not path:
+                raise ConfigError(f"--unlearned '{item}' must look like NAME=PATH")
+            pairs[name] = path
+        put("unlearn.checkpoints", pairs)
     return table
 
 
@@ -108,16 +125,44 @@ def _overrides(**opts: Any) -> dict[str, Any]:
     help="TOML config file (flags below override its keys).",
 )
 @click.option(
+    "--paradigm",
+    help="supervised (classifiers, default) or contrastive (SimCLR/MoCo encoders).",
+)
+@click.option(
     "--dataset",
     help="digits (default, embedded), mnist, fashion-mnist, cifar10, "
     "cifar100, svhn, or a path to an .npz with x and y.",
 )
 @click.option("--data-root", help="Folder with the dataset's raw files.")
 @click.option("--limit", type=int, help="Use only the first N samples of the dataset.")
-@click.option("--model", help="Architecture: mlp, cnn or resnet18.")
+@click.option(
+    "--model",
+    help="Architecture: mlp, cnn, resnet18, or package.module:factory "
+    "(your function returning an nn.Module; kwargs from [model] kwargs).",
+)
+@click.option(
+    "--original",
+    type=click.Path(dir_okay=False),
+    help="YOUR trained original model (state dict: .safetensors or PyTorch); "
+    "the tool then trains no original of its own.",
+)
+@click.option(
+    "--unlearned",
+    multiple=True,
+    metavar="NAME=PATH",
+    help="YOUR unlearned model to judge (repeatable). Without --unlearner, no "
+    "built-in method runs.",
+)
+@click.option(
+    "--members",
+    help="file:PATH of the sample ids the original was trained on (needed with --original).",
+)
 @click.option("--forget", help="random:FRACTION | class:K | file:PATH (default random:0.1).")
 @click.option(
-    "--unlearner", multiple=True, help="Method to audit (repeatable); see `unlearn-audit methods`."
+    "--unlearner",
+    multiple=True,
+    help="Method to audit (repeatable): a name from `unlearn-audit methods` or "
+    "package.module:Class (your Unlearner subclass).",
 )
 @click.option("--shadows", type=int, help="Number of shadow models (even).")
 @click.option("--epochs", type=int, help="Training epochs of every trained model.")
@@ -194,6 +239,11 @@ def report(run_dir: str) -> None:
     if not Path(run_dir).is_dir():
         raise ReportError(f"{run_dir}: no such run directory")
     click.echo(f"report: {render(run_dir)}")
+
+
+from audit.attack_cmd import attack as _attack_cmd  # noqa: E402
+
+main.add_command(_attack_cmd)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -23,6 +23,9 @@ class ConfigError(ValueError):
     """An invalid configuration value; the message names the key."""
 
 
+RESERVED = ("original", "reference", "noop", "retrain")
+
+
 @dataclass(frozen=True)
 class DataConfig:
     """Which data to audit.
@@ -32,11 +35,15 @@ class DataConfig:
             ``cifar100``, ``svhn``) or a path to an ``.npz`` file with ``x`` and ``y``.
         root: Folder with the raw files (torchvision datasets, Fashion-MNIST...).
         limit: Use only the first ``limit`` samples of the dataset (0 = all).
+        members: The original model's training set: empty = a seeded random half of the
+            pool; ``file:PATH`` = the sample ids it was trained on (required to audit a
+            model you bring with ``model.original``).
     """
 
     dataset: str = "digits"
     root: str = ""
     limit: int = 0
+    members: str = ""
 
 
 @dataclass(frozen=True)
@@ -44,10 +51,17 @@ class ModelConfig:
     """Architecture of the original, reference and shadow models.
 
     Attributes:
-        arch: ``mlp``, ``cnn`` or ``resnet18``.
+        arch: ``mlp``, ``cnn``, ``resnet18``, or ``package.module:factory`` (your function,
+            called with ``kwargs``, returning an ``nn.Module``).
+        kwargs: Keyword arguments of the architecture builder or factory.
+        original: Path of YOUR trained original model (state dict, ``.safetensors`` or
+            PyTorch); empty = the tool trains its own. Shadow and reference models follow
+            ``[train]``, which is then the stated assumption about how yours was trained.
     """
 
     arch: str = "mlp"
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    original: str = ""
 
 
 @dataclass(frozen=True)
@@ -70,10 +84,13 @@ class UnlearnConfig:
     Attributes:
         methods: Registry names (see ``unlearn-audit methods``).
         params: Per-method parameter tables, e.g. ``{"finetune": {"epochs": 3}}``.
+        checkpoints: YOUR unlearned models to judge, ``{name: path}`` (state dicts of the
+            same architecture), alongside or instead of ``methods``.
     """
 
     methods: tuple[str, ...] = ("finetune", "gradient_ascent")
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    checkpoints: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -82,12 +99,14 @@ class AttackConfig:
 
     Attributes:
         shadows: Number of shadow models (even; each sample is IN exactly half of them).
-        queries: Augmented queries per sample (identity, flip where sensible, 1-px shifts).
+        queries: Queries per sample (identity, flip where sensible, 1-px shifts); 0 = auto:
+            the identity alone for a model trained without augmentation (shifted queries
+            only add noise there), else 5 views.
         attacks: Attack registry names to run on every model.
     """
 
     shadows: int = 16
-    queries: int = 5
+    queries: int = 0
     attacks: tuple[str, ...] = ("loss", "lira_online", "lira_offline")
 
 
@@ -113,6 +132,7 @@ class AuditConfig:
     """The whole audit, resolved and validated."""
 
     name: str = "audit"
+    paradigm: str = "supervised"
     seed: int = 0
     device: str = "auto"
     data: DataConfig = field(default_factory=DataConfig)
@@ -161,9 +181,16 @@ def _check_type(key: str, value: Any, hint: Any) -> Any:
             raise ConfigError(f"config key '{key}' must be a list of strings, got {value!r}")
         return tuple(value)
     if origin is dict:
-        if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
-            raise ConfigError(f"config key '{key}' must be a table of tables, got {value!r}")
-        return value
+        inner = typing.get_args(hint)[1]
+        want: type | tuple[type, ...] = object
+        what = "a table"
+        if typing.get_origin(inner) is dict:
+            want, what = dict, "a table of tables"
+        elif inner is str:
+            want, what = str, "a table of strings"
+        if not isinstance(value, dict) or not all(isinstance(v, want) for v in value.values()):
+            raise ConfigError(f"config key '{key}' must be {what}, got {value!r}")
+        return dict(value)
     if origin in (types.UnionType, typing.Union):
         return value
     raise ConfigError(f"config key '{key}': unsupported type {hint}")  # pragma: no cover
@@ -198,11 +225,17 @@ def _build(cls: type, table: Any, prefix: str) -> Any:
 
 
 def _validate(cfg: AuditConfig) -> None:
+    from audit.paradigms import get_paradigm
+
+    get_paradigm(cfg.paradigm)
     a, v = cfg.attack, cfg.verdict
-    if a.shadows < 2 or a.shadows % 2:
-        raise ConfigError(f"attack.shadows must be an even number >= 2, got {a.shadows}")
-    if a.queries < 1:
-        raise ConfigError(f"attack.queries must be >= 1, got {a.queries}")
+    if a.shadows < 4 or a.shadows % 2:
+        raise ConfigError(
+            f"attack.shadows must be an even number >= 4 (LiRA needs at least two models on "
+            f"each side of every sample to estimate a variance), got {a.shadows}"
+        )
+    if a.queries < 0:
+        raise ConfigError(f"attack.queries must be >= 0 (0 = auto), got {a.queries}")
     if not 0.5 < v.level < 1:
         raise ConfigError(f"verdict.level must lie in (0.5, 1), got {v.level}")
     if v.n_boot < 100:
@@ -215,6 +248,12 @@ def _validate(cfg: AuditConfig) -> None:
         raise ConfigError(f"data.limit must be >= 0, got {cfg.data.limit}")
     if len(set(cfg.unlearn.methods)) != len(cfg.unlearn.methods):
         raise ConfigError(f"unlearn.methods lists a method twice: {list(cfg.unlearn.methods)}")
+    clash = sorted(set(cfg.unlearn.checkpoints) & {*cfg.unlearn.methods, *RESERVED})
+    if clash:
+        raise ConfigError(
+            f"unlearned checkpoint name '{clash[0]}' is taken; reserved: "
+            f"{', '.join(RESERVED)} and the names in unlearn.methods"
+        )
     stray = sorted(set(cfg.unlearn.params) - set(cfg.unlearn.methods))
     if stray:
         raise ConfigError(

@@ -11,13 +11,10 @@ import io
 from typing import Any
 
 import numpy as np
-import torch
-from torch import nn
 
 from attacks.metrics import auc_ci, roc_metrics
 from attacks.registry import get as get_attack
 from audit.plan import Plan
-from learning.train import accuracy
 
 FPRS = (0.001, 0.01)
 
@@ -65,20 +62,6 @@ def attack_metrics(
                 "retain_vs_nonmember": _compare(s, plan.retain, plan.nonmembers, n_boot, seed),
             }
     return out
-
-
-def utility(model: nn.Module, x: torch.Tensor, y: torch.Tensor, plan: Plan) -> dict[str, float]:
-    """Accuracy on forget, retain and the non-members (the test set)."""
-
-    def acc(idx: np.ndarray) -> float:
-        t = torch.as_tensor(idx, device=x.device)
-        return accuracy(model, x[t], y[t])
-
-    return {
-        "forget_acc": acc(plan.forget),
-        "retain_acc": acc(plan.retain),
-        "test_acc": acc(plan.nonmembers),
-    }
 
 
 def forget_vs_nonmember(plan: Plan, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -1,13 +1,14 @@
-"""``run_audit``: config in, run directory out (DESIGN.md, "Data flow").
+"""``run_audit``: config in, run directory out (docs/design.md, "Data flow").
 
-Order: data -> plan -> original -> retrained reference -> controls and methods
--> shadow bank -> signals -> attacks -> metrics -> verdicts -> files. Every
-trained model is cached in ``RUN/models`` under a content hash, so an
-interrupted audit resumes and a repeated one trains nothing.
+Order: data -> plan -> original -> retrained reference -> controls, methods and
+the caller's unlearned models -> shadow bank -> signals -> attacks -> metrics
+-> verdicts -> files. Every trained model is cached in ``RUN/models`` under a
+content hash, so an interrupted audit resumes and a repeated one trains nothing.
 """
 
 from __future__ import annotations
 
+import getpass
 import platform
 import sys
 import time
@@ -19,36 +20,17 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 from tqdm.auto import tqdm
 
 import attacks.registry as attack_registry
-import unlearners
-from attacks.signals import logit_scaled_confidence
 from audit import __version__
-from audit.config import AuditConfig, ConfigError, to_toml
-from audit.measure import (
-    attack_metrics,
-    attack_scores,
-    forget_vs_nonmember,
-    samples_csv,
-    utility,
-)
-from audit.plan import Plan, derive_seed, make_plan
-from audit.rundir import (
-    ModelStore,
-    atomic_savez,
-    atomic_write_json,
-    atomic_write_text,
-    cached,
-    content_key,
-    index_digest,
-)
+from audit.config import RESERVED, AuditConfig, ConfigError, to_toml
+from audit.measure import attack_metrics, attack_scores, forget_vs_nonmember, samples_csv
+from audit.plan import Plan, derive_seed
+from audit.production import AuditInputs, Producer, resolve_methods
+from audit.rundir import ModelStore, atomic_savez, atomic_write_json, atomic_write_text
 from audit.verdict import NEGATIVE_CONTROL, POSITIVE_CONTROL, apply_controls, judge
-from learning.augment import Augment, default_padding, query_views
-from learning.data import Dataset, load_dataset
-from learning.models import available_archs, make_model
-from learning.train import CrossEntropy, fit, make_generator, predict_logits, resolve_device
+from learning.data import Dataset
 
 CONTROLS = (NEGATIVE_CONTROL, POSITIVE_CONTROL)
 
@@ -68,209 +50,86 @@ class _Models:
 
     signals: dict[str, np.ndarray] = field(default_factory=dict)
     entries: dict[str, dict[str, Any]] = field(default_factory=dict)
-    keys: dict[str, str] = field(default_factory=dict)
+    judged: list[str] = field(default_factory=list)
 
 
-def check_config(cfg: AuditConfig) -> None:
-    """Fail fast, before any data is loaded or model trained, on unknown names."""
-    if cfg.model.arch not in available_archs():
-        raise ConfigError(
-            f"unknown model '{cfg.model.arch}'; valid: {', '.join(available_archs())}"
-        )
+def _check(cfg: AuditConfig, inputs: AuditInputs) -> list[str]:
+    """Fail fast, before any data is loaded or model trained; return the judged names."""
     for name in (*cfg.attack.attacks, cfg.verdict.attack):
         attack_registry.get(name)
     for name in cfg.unlearn.methods:
         if name in CONTROLS:
             raise ConfigError(f"'{name}' is a control and always runs; remove it from methods")
-        method = unlearners.create(name, **cfg.unlearn.params.get(name, {}))
-        if "supervised" not in method.paradigms:
-            raise ConfigError(f"unlearner '{name}' does not support supervised classifiers")
-
-
-class _Auditor:
-    """Holds the shared state of one audit run (kept private: use :func:`run_audit`)."""
-
-    def __init__(
-        self, cfg: AuditConfig, out: Path, progress: bool, log: Callable[[str], None]
-    ) -> None:
-        self.cfg, self.out, self.progress, self.log = cfg, out, progress, log
-        self.device = resolve_device(cfg.device)
-        self.timings: dict[str, float] = {}
-        self.store: ModelStore
-
-    def load(self) -> tuple[Dataset, Plan]:
-        cfg = self.cfg
-        ds = load_dataset(cfg.data.dataset, cfg.data.root or None, cfg.data.limit or None)
-        plan = make_plan(ds, cfg.forget.spec, cfg.seed, cfg.attack.shadows)
-        self.ds = ds
-        self.x = ds.x.to(self.device)
-        self.y = ds.y.to(self.device)
-        aug = Augment(default_padding(ds.shape[1]), ds.flippable) if cfg.train.augment else None
-        self.objective = CrossEntropy(aug)
-        self.base = {
-            "data": ds.fingerprint(),
-            "arch": cfg.model.arch,
-            "recipe": cfg.train.to_dict(),
-            "objective": self.objective.name,
-            "augment": repr(aug),
-            "version": __version__,
-        }
-        return ds, plan
-
-    def new_model(self, seed: int) -> nn.Module:
-        return make_model(self.cfg.model.arch, self.ds.shape, self.ds.num_classes, seed).to(
-            self.device
-        )
-
-    def signals_of(self, model: nn.Module) -> np.ndarray:
-        def views(xb: torch.Tensor) -> list[torch.Tensor]:
-            return query_views(xb, self.cfg.attack.queries, self.ds.flippable)
-
-        logits = predict_logits(model, self.x, views=views).numpy()
-        return logit_scaled_confidence(logits, self.ds.y.numpy()[:, None])
-
-    def train_cached(
-        self, label: str, idx: np.ndarray, seed: int, bar: bool
-    ) -> tuple[nn.Module, dict[str, Any], np.ndarray, str]:
-        key = content_key({**self.base, "role": "train", "idx": index_digest(idx), "seed": seed})
-        t_idx = torch.as_tensor(idx, device=self.device)
-
-        def produce() -> tuple[nn.Module, dict[str, Any]]:
-            t0 = time.perf_counter()
-            model = fit(
-                self.new_model(seed),
-                self.x[t_idx],
-                self.y[t_idx],
-                self.objective.loss,
-                self.cfg.train,
-                make_generator(seed, self.device),
-                progress=bar,
-                desc=label,
+    methods = resolve_methods(cfg, inputs)
+    for m in methods:
+        if cfg.paradigm not in m.paradigms:
+            raise ConfigError(
+                f"unlearner '{m.name}' does not support the {cfg.paradigm} paradigm "
+                f"(it supports: {', '.join(sorted(m.paradigms))})"
             )
-            return model, {"seconds": time.perf_counter() - t0}
-
-        model, meta, sig, _ = cached(
-            self.store, label, key, self.new_model(seed), produce, self.signals_of
-        )
-        return model, meta, sig, key
-
-    def unlearn_cached(
-        self, name: str, original: nn.Module, orig_key: str, plan: Plan
-    ) -> tuple[nn.Module | None, dict[str, Any], np.ndarray | None]:
-        params = self.cfg.unlearn.params.get(name, {})
-        method = unlearners.create(name, **params)
-        seed = derive_seed(self.cfg.seed, "unlearn", name)
-        key = content_key(
-            {
-                "original": orig_key,
-                "method": name,
-                "params": method.describe()["params"],
-                "seed": seed,
-            }
-        )
-        f = torch.as_tensor(plan.forget, device=self.device)
-        r = torch.as_tensor(plan.retain, device=self.device)
-
-        def produce() -> tuple[nn.Module, dict[str, Any]]:
-            t0 = time.perf_counter()
-            model = method.unlearn(
-                original,
-                (self.x[f], self.y[f]),
-                (self.x[r], self.y[r]),
-                objective=self.objective,
-                recipe=self.cfg.train,
-                generator=make_generator(seed, self.device),
-                progress=self.progress,
-            )
-            return model, {"seconds": time.perf_counter() - t0, "method": method.describe()}
-
-        try:
-            model, meta, sig, hit = cached(
-                self.store, name, key, self.new_model(0), produce, self.signals_of
-            )
-        except Exception as exc:  # a method's failure is recorded, the audit goes on
-            self.log(f"  {name}: FAILED ({type(exc).__name__}: {exc})")
-            return None, {"seconds": 0.0, "error": f"{type(exc).__name__}: {exc}"}, None
-        if not np.isfinite(sig).all():
-            msg = "the unlearned model outputs non-finite values (diverged)"
-            self.log(f"  {name}: FAILED ({msg})")
-            return None, {"seconds": meta.get("seconds", 0.0), "error": msg}, None
-        took = "cached" if hit else f"{meta['seconds']:.1f}s"
-        self.log(f"  {name}: {took}")
-        return model, meta, sig
-
-    def shadows(self, plan: Plan) -> np.ndarray:
-        m = self.cfg.attack.shadows
-        out = []
-        bar = tqdm(range(m), desc="shadow models", disable=not self.progress, unit="model")
-        for k in bar:
-            idx = np.flatnonzero(plan.keep[k])
-            _, _, sig, _ = self.train_cached(
-                "shadow", idx, derive_seed(self.cfg.seed, "shadow", k), bar=False
-            )
-            out.append(sig)
-        bar.close()
-        return np.stack(out)
+    names = [m.name for m in methods] + [*cfg.unlearn.checkpoints, *inputs.unlearned]
+    dup = sorted({n for n in names if names.count(n) > 1} | (set(names[2:]) & set(RESERVED)))
+    if dup:
+        raise ConfigError(f"two audited models are both named '{dup[0]}'; rename one")
+    return names
 
 
-def _timed(auditor: _Auditor, phase: str, fn: Callable[[], Any]) -> Any:
-    t0 = time.perf_counter()
-    value = fn()
-    auditor.timings[phase] = round(time.perf_counter() - t0, 3)
-    return value
-
-
-def _targets(a: _Auditor, plan: Plan) -> _Models:
-    cfg, out = a.cfg, _Models()
-    a.log("training the original model on the members")
-    original, meta, sig, okey = a.train_cached(
-        "original", plan.members, derive_seed(cfg.seed, "original"), a.progress
+def _targets(p: Producer, plan: Plan) -> _Models:
+    cfg, out = p.cfg, _Models()
+    original, meta, sig, okey = p.original(plan)
+    out.signals["original"] = sig
+    out.entries["original"] = {"role": "original", "model": original, "key": okey, **meta}
+    p.log("training the retrained reference on the retain set")
+    ref, meta, sig, rkey = p.train_cached(
+        "reference", plan.retain, derive_seed(cfg.seed, "reference"), p.progress
     )
-    out.signals["original"], out.keys["original"] = sig, okey
-    out.entries["original"] = {"role": "original", "model": original, **meta}
-    a.log("training the retrained reference on the retain set")
-    ref, meta, sig, rkey = a.train_cached(
-        "reference", plan.retain, derive_seed(cfg.seed, "reference"), a.progress
-    )
-    out.signals["reference"], out.keys["reference"] = sig, rkey
-    out.entries["reference"] = {"role": "reference", "model": ref, **meta}
-    a.log("unlearning (controls first)")
-    for name in (*CONTROLS, *cfg.unlearn.methods):
-        model, meta, usig = a.unlearn_cached(name, original, okey, plan)
-        role = "control" if name in CONTROLS else "unlearner"
-        out.entries[name] = {"role": role, "model": model, **meta}
+    out.signals["reference"] = sig
+    out.entries["reference"] = {"role": "reference", "model": ref, "key": rkey, **meta}
+    p.log("unlearning (controls first)")
+    for method in resolve_methods(cfg, p.inputs):
+        model, meta, usig = p.unlearn_cached(method, original, okey, plan)
+        role = "control" if method.name in CONTROLS else "unlearner"
+        out.entries[method.name] = {"role": role, "model": model, **meta}
+        out.judged.append(method.name)
         if usig is not None:
-            out.signals[name] = usig
+            out.signals[method.name] = usig
+    for name, (model, meta, usig) in p.checkpoints().items():
+        out.entries[name] = {"role": "unlearner", "model": model, **meta}
+        out.judged.append(name)
+        out.signals[name] = usig
     return out
 
 
-def _model_block(a: _Auditor, models: _Models, plan: Plan) -> dict[str, Any]:
+def _model_block(p: Producer, models: _Models, plan: Plan) -> dict[str, Any]:
     block: dict[str, Any] = {}
     for name, entry in models.entries.items():
         model = entry["model"]
         item: dict[str, Any] = {
             "role": entry["role"],
-            "utility": utility(model, a.x, a.y, plan) if model is not None else None,
+            "utility": p.paradigm.utility(model, p.x, p.y, plan) if model is not None else None,
             "seconds": round(float(entry.get("seconds", 0.0)), 3),
         }
-        if "error" in entry:
-            item["error"] = entry["error"]
+        for key in ("error", "source"):
+            if key in entry:
+                item[key] = entry[key]
         if "method" in entry:
             item["params"] = entry["method"]["params"]
-        if name in models.keys:
-            item["checkpoint"] = f"models/{name}-{models.keys[name]}.pt"
+        if "key" in entry and "source" not in entry:
+            item["checkpoint"] = f"models/{name}-{entry['key']}.pt"
+        elif "key" in entry:
+            item["content_hash"] = entry["key"]
         block[name] = item
     return block
 
 
 def _verdicts(
-    cfg: AuditConfig, models: dict[str, Any], scores: dict[str, Any], plan: Plan
+    cfg: AuditConfig, models: dict[str, Any], judged: list[str], scores: dict[str, Any], plan: Plan
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     v = cfg.verdict
     ref_scores, is_forget = forget_vs_nonmember(plan, scores["reference"][v.attack])
     ref_acc = models["reference"]["utility"]["test_acc"]
     out = {}
-    for name in (*CONTROLS, *cfg.unlearn.methods):
+    for name in judged:
         entry = models[name]
         s = forget_vs_nonmember(plan, scores[name][v.attack])[0] if name in scores else None
         out[name] = judge(
@@ -290,25 +149,38 @@ def _verdicts(
     return {k: vd.to_dict() for k, vd in out.items()}, controls
 
 
-def _provenance(cfg: AuditConfig, a: _Auditor, command: str | None) -> dict[str, Any]:
+def _provenance(cfg: AuditConfig, p: Producer, command: str | None) -> dict[str, Any]:
+    try:
+        user = getpass.getuser()
+    except Exception:  # no user name in this environment (e.g. some containers)
+        user = ""
     return {
         "name": cfg.name,
+        "user": user,
+        "host": platform.node(),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": command or "",
-        "device": str(a.device),
+        "device": str(p.device),
         "seed": cfg.seed,
         "python": platform.python_version(),
         "torch": torch.__version__,
         "numpy": np.__version__,
         "platform": platform.platform(),
-        "argv": list(sys.argv),
     }
+
+
+def _timed(timings: dict[str, float], phase: str, fn: Callable[[], Any]) -> Any:
+    t0 = time.perf_counter()
+    value = fn()
+    timings[phase] = round(time.perf_counter() - t0, 3)
+    return value
 
 
 def run_audit(
     cfg: AuditConfig,
     out: str | Path,
     *,
+    inputs: AuditInputs | None = None,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
     command: str | None = None,
@@ -319,43 +191,60 @@ def run_audit(
     Args:
         cfg: The validated configuration.
         out: The run directory (created; cached models in it are reused).
+        inputs: In-memory dataset, model factory, original / unlearned models and
+            unlearner instances that replace or extend the config (see docs/python-api.md).
         progress: Show progress bars.
         log: Receives one line per step (default: tqdm-safe print to stderr).
         command: The command line that reproduces the run (recorded in provenance).
         render_report: Also render ``report.html``.
     """
     t_start = time.perf_counter()
+    timings: dict[str, float] = {}
+    inputs = inputs or AuditInputs()
     run_dir = Path(out)
     logger = log or (lambda msg: tqdm.write(msg, file=sys.stderr))
-    check_config(cfg)
-    a = _Auditor(cfg, run_dir, progress, logger)
-    ds, plan = _timed(a, "load", a.load)  # bad data or forget spec fail before any file
-    a.store = ModelStore(run_dir / "models")
+    _check(cfg, inputs)
+    p = Producer(cfg, inputs, progress, logger)
+    ds, plan = _timed(timings, "load", p.load)  # bad data or requests fail before any file
+    for warning in plan.warnings:
+        logger(f"warning: {warning}")
+    p.store = ModelStore(run_dir / "models")
     atomic_write_text(run_dir / "config.toml", to_toml(cfg.to_dict()))
     logger(
         f"{ds.name}: pool {plan.n_pool}, members {plan.members.size}, "
-        f"forget {plan.forget.size}, device {a.device}"
+        f"forget {plan.forget.size}, device {p.device}"
     )
-    models = _timed(a, "targets", lambda: _targets(a, plan))
+    models = _timed(timings, "targets", lambda: _targets(p, plan))
     logger(f"training {cfg.attack.shadows} shadow models")
-    shadow = _timed(a, "shadows", lambda: a.shadows(plan))
+    shadow = _timed(timings, "shadows", lambda: p.shadows(plan))
     names = list(dict.fromkeys([*cfg.attack.attacks, cfg.verdict.attack]))
     scores = attack_scores(models.signals, shadow, plan.keep, names)
-    model_block = _model_block(a, models, plan)
+    block = _model_block(p, models, plan)
     results: dict[str, Any] = {
         "schema_version": 1,
         "tool": {"name": "unlearn-audit", "version": __version__},
-        "run": _provenance(cfg, a, command),
+        "run": _provenance(cfg, p, command),
         "config": cfg.to_dict(),
-        "data": {"dataset": ds.name, **plan.summary(), "classes": list(ds.classes)},
-        "models": model_block,
+        "data": {
+            "dataset": ds.name,
+            **plan.summary(),
+            "classes": list(ds.classes),
+            "warnings": list(plan.warnings),
+        },
+        "models": block,
         "attacks": attack_metrics(scores, plan, cfg.verdict.n_boot, derive_seed(cfg.seed, "ci")),
         "forgetting": {},
         "report": {"roc_attack": cfg.verdict.attack},
     }
-    results["verdicts"], results["controls"] = _verdicts(cfg, model_block, scores, plan)
+    if cfg.model.original or inputs.original is not None:
+        results["assumptions"] = [
+            "the original model was supplied by the user; the retrained reference and the "
+            "shadow models were trained with the [train] recipe of this config, assumed to be "
+            "how the original was trained"
+        ]
+    results["verdicts"], results["controls"] = _verdicts(cfg, block, models.judged, scores, plan)
     _write(run_dir, plan, ds, models, shadow, scores)
-    results["timings"] = {**a.timings, "total_seconds": round(time.perf_counter() - t_start, 3)}
+    results["timings"] = {**timings, "total_seconds": round(time.perf_counter() - t_start, 3)}
     atomic_write_json(run_dir / "results.json", results)
     report = None
     if render_report:
@@ -388,4 +277,6 @@ def _write(
         n_shadows=np.array(len(shadow)),
         label=labels,
         split=plan.split_labels().astype(str),
+        forget_index=plan.forget,
+        forget_images=ds.x.numpy()[plan.forget].astype(np.float16),
     )

@@ -40,6 +40,7 @@ class Plan:
     nonmembers: np.ndarray
     keep: np.ndarray
     forget_spec: str
+    warnings: tuple[str, ...] = ()
 
     @property
     def n_pool(self) -> int:
@@ -68,16 +69,50 @@ class Plan:
         }
 
 
-def read_id_file(path: Path) -> np.ndarray:
-    """Integers separated by whitespace or commas (``#`` starts a comment)."""
+def read_id_tokens(path: Path, what: str = "forget") -> list[str]:
+    """Sample ids separated by whitespace or commas (``#`` starts a comment)."""
     if not path.is_file():
-        raise PlanError(f"forget file {path} does not exist")
+        raise PlanError(f"{what} file {path} does not exist")
     text = "\n".join(line.split("#", 1)[0] for line in path.read_text().splitlines())
-    tokens = [t for t in re.split(r"[\s,]+", text) if t]
-    bad = [t for t in tokens if not re.fullmatch(r"-?\d+", t)]
-    if bad:
-        raise PlanError(f"forget file {path}: '{bad[0]}' is not an integer sample index")
-    return np.array([int(t) for t in tokens], dtype=np.int64)
+    return [t for t in re.split(r"[\s,]+", text) if t]
+
+
+def resolve_ids(tokens: list[str], ds: Dataset, spec: str) -> tuple[np.ndarray, list[str]]:
+    """Map id tokens to sorted unique pool indices; duplicates become warnings.
+
+    Tokens are matched against the dataset's ``ids`` array when it has one (as
+    strings), else read as pool indices ``0..n-1``.
+
+    Raises:
+        PlanError: no id at all, or ids that name no sample (all of them counted).
+    """
+    n = len(ds)
+    if not tokens:
+        raise PlanError(f"'{spec}': the file lists no sample")
+    if ds.ids is not None:
+        lookup = {str(v): i for i, v in enumerate(ds.ids.tolist())}
+        unknown = [t for t in tokens if t not in lookup]
+        fix = "they must be values of the dataset's ids array"
+        idx = [lookup.get(t, -1) for t in tokens]
+    else:
+        unknown = [t for t in tokens if not re.fullmatch(r"\d+", t) or int(t) >= n]
+        fix = f"they must be sample indices 0..{n - 1}"
+        idx = [int(t) if t not in unknown else -1 for t in tokens]
+    if unknown:
+        raise PlanError(
+            f"'{spec}': {len(unknown)} id(s) name no sample (first: {', '.join(unknown[:3])}); "
+            + fix
+        )
+    arr = np.array(idx, dtype=np.int64)
+    uniq, counts = np.unique(arr, return_counts=True)
+    warnings = []
+    if (counts > 1).any():
+        dup = [tokens[idx.index(int(i))] for i in uniq[counts > 1]]
+        warnings.append(
+            f"'{spec}': {len(dup)} id(s) listed more than once, counted once "
+            f"(first: {', '.join(dup[:3])})"
+        )
+    return uniq, warnings
 
 
 def _class_index(ds: Dataset, value: str) -> int:
@@ -91,70 +126,86 @@ def _class_index(ds: Dataset, value: str) -> int:
     )
 
 
-def _file_forget(ids: np.ndarray, n: int, n_members: int, spec: str) -> np.ndarray:
-    if ids.size == 0:
-        raise PlanError(f"forget spec '{spec}': the file lists no sample")
-    out = ids[(ids < 0) | (ids >= n)]
-    if out.size:
+def _members(
+    ds: Dataset, members_spec: str, forced: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, list[str]]:
+    """The original's training set: the user's id file, or a random half holding ``forced``."""
+    n = len(ds)
+    if members_spec:
+        kind, _, arg = members_spec.partition(":")
+        if kind != "file" or not arg:
+            raise PlanError(f"members spec '{members_spec}' not understood; use file:PATH")
+        members, warnings = resolve_ids(read_id_tokens(Path(arg), "members"), ds, members_spec)
+        if members.size < 2 or members.size >= n:
+            raise PlanError(
+                f"members spec '{members_spec}': {members.size} members of {n}; at least 2 "
+                "members and 1 non-member are needed"
+            )
+        return members, warnings
+    n_members = n // 2
+    if forced.size >= n_members:
         raise PlanError(
-            f"forget spec '{spec}': {out.size} id(s) outside the pool 0..{n - 1} (first: {out[0]})"
+            f"the forget request names {forced.size} samples, which leaves no retain set "
+            f"among {n_members} members"
         )
-    uniq, counts = np.unique(ids, return_counts=True)
-    if (counts > 1).any():
-        raise PlanError(
-            f"forget spec '{spec}': {int((counts > 1).sum())} id(s) listed more than once "
-            f"(first: {uniq[counts > 1][0]}); remove the duplicates"
-        )
-    if uniq.size >= n_members:
-        raise PlanError(
-            f"forget spec '{spec}': {uniq.size} ids leave no retain set among {n_members} members"
-        )
-    return uniq
+    rest = rng.permutation(np.setdiff1d(np.arange(n), forced))
+    return np.concatenate([forced, rest[: n_members - forced.size]]), []
 
 
-def make_plan(ds: Dataset, spec: str, seed: int, n_shadows: int) -> Plan:
+def _draw_forget(
+    ds: Dataset, spec: str, members: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    kind, _, arg = spec.partition(":")
+    if kind == "random":
+        try:
+            frac = float(arg)
+        except ValueError:
+            raise PlanError(f"forget spec '{spec}': '{arg}' is not a fraction") from None
+        if not 0 < frac < 1:
+            raise PlanError(f"forget spec '{spec}': the fraction must lie in (0, 1)")
+        k = int(round(frac * members.size))
+        if k == 0:
+            raise PlanError(f"forget spec '{spec}' selects no sample of {members.size} members")
+        return rng.permutation(members)[:k]
+    if kind == "class":
+        cls = _class_index(ds, arg)
+        forget = members[ds.y.numpy()[members] == cls]
+        if forget.size == 0:
+            raise PlanError(f"forget spec '{spec}': no member has class {cls}")
+        return forget
+    raise PlanError(
+        f"forget spec '{spec}' not understood; use random:FRACTION, class:K or file:PATH"
+    )
+
+
+def make_plan(ds: Dataset, spec: str, seed: int, n_shadows: int, members_spec: str = "") -> Plan:
     """Split the pool and draw the forget set and keep matrix.
 
     Raises:
         PlanError: malformed spec, a forget set that is empty or not inside the members.
     """
     n = len(ds)
-    n_members = n // 2
     rng = np.random.default_rng(derive_seed(seed, "split"))
-    kind, _, arg = spec.partition(":")
-    labels = ds.y.numpy()
-    if kind == "file":
-        forced = _file_forget(read_id_file(Path(arg)), n, n_members, spec)
-        rest = rng.permutation(np.setdiff1d(np.arange(n), forced))
-        members = np.concatenate([forced, rest[: n_members - forced.size]])
+    warnings: list[str] = []
+    forced = np.zeros(0, dtype=np.int64)
+    if spec.startswith("file:"):
+        forced, warnings = resolve_ids(read_id_tokens(Path(spec[5:])), ds, spec)
+    members, more = _members(ds, members_spec, forced, rng)
+    warnings += more
+    if spec.startswith("file:"):
+        outside = np.setdiff1d(forced, members)
+        if outside.size:
+            raise PlanError(
+                f"forget spec '{spec}': {outside.size} sample(s) are not members of the original's "
+                f"training set (first index: {outside[0]}); only trained samples can be forgotten"
+            )
         forget = forced
     else:
-        members = rng.permutation(n)[:n_members]
-        if kind == "random":
-            try:
-                frac = float(arg)
-            except ValueError:
-                raise PlanError(f"forget spec '{spec}': '{arg}' is not a fraction") from None
-            if not 0 < frac < 1:
-                raise PlanError(f"forget spec '{spec}': the fraction must lie in (0, 1)")
-            k = int(round(frac * n_members))
-            if k == 0:
-                raise PlanError(f"forget spec '{spec}' selects no sample of {n_members} members")
-            forget = rng.permutation(members)[:k]
-        elif kind == "class":
-            cls = _class_index(ds, arg)
-            forget = members[labels[members] == cls]
-            if forget.size == 0:
-                raise PlanError(f"forget spec '{spec}': no member has class {cls}")
-            if forget.size == members.size:
-                raise PlanError(f"forget spec '{spec}' would forget every member")
-        else:
-            raise PlanError(
-                f"forget spec '{spec}' not understood; use random:FRACTION, class:K or file:PATH"
-            )
-    members = np.sort(members)
-    forget = np.sort(forget)
+        forget = _draw_forget(ds, spec, np.sort(members), rng)
+    members, forget = np.sort(members), np.sort(forget)
     retain = np.setdiff1d(members, forget)
+    if retain.size == 0:
+        raise PlanError(f"forget spec '{spec}' would forget every member")
     nonmembers = np.setdiff1d(np.arange(n), members)
     keep = make_keep_matrix(n_shadows, n, derive_seed(seed, "keep"))
-    return Plan(members, forget, retain, nonmembers, keep, spec)
+    return Plan(members, forget, retain, nonmembers, keep, spec, tuple(warnings))

@@ -117,6 +117,10 @@ def cached(
     """
     if store.has(label, key):
         meta, signals = store.load(label, key, model)
+        fresh = signals_of(model)
+        if fresh.shape != signals.shape:  # the query set changed: refresh the signals only
+            store.save(label, key, model, meta, fresh)
+            signals = fresh
         return model, meta, signals, True
     trained, meta = produce()
     signals = signals_of(trained)

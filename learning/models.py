@@ -77,20 +77,61 @@ def make_model(
     """Build a freshly initialised model with seeded weights.
 
     Args:
-        arch: One of :func:`available_archs`.
+        arch: One of :func:`available_archs`, or ``package.module:factory``: a user's
+            function called as ``factory(**kwargs)`` that returns an ``nn.Module``
+            mapping ``(n, *shape)`` images to ``(n, num_outputs)`` logits.
         shape: Input shape ``(c, h, w)``.
         num_outputs: Number of logits (classes).
         seed: Seed of the weight initialisation (the global RNG is left untouched).
         **kwargs: Extra keyword arguments of the builder (e.g. ``width``).
 
     Raises:
-        ModelError: unknown architecture.
+        ModelError: unknown architecture, bad kwargs, or a factory whose model does not map
+            the data's images to ``num_outputs`` logits.
     """
+    if ":" in arch:
+        from learning.checkpoints import CheckpointError, load_factory
+
+        try:
+            factory = load_factory(arch)
+        except CheckpointError as exc:
+            raise ModelError(str(exc)) from exc
+        return _checked(arch, lambda: factory(**kwargs), shape, num_outputs, seed)
     if arch not in ARCHS:
-        raise ModelError(f"unknown model '{arch}'; valid: {', '.join(available_archs())}")
+        raise ModelError(
+            f"unknown model '{arch}'; valid: {', '.join(available_archs())} "
+            "or package.module:factory"
+        )
+    return _checked(
+        arch, lambda: ARCHS[arch](shape, num_outputs, **kwargs), shape, num_outputs, seed
+    )
+
+
+def _checked(
+    arch: str, build: Callable[[], object], shape: tuple[int, int, int], num_outputs: int, seed: int
+) -> nn.Module:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return ARCHS[arch](shape, num_outputs, **kwargs)
+        try:
+            model = build()
+        except TypeError as exc:
+            raise ModelError(f"model '{arch}': {exc} (check [model] kwargs)") from exc
+    if not isinstance(model, nn.Module):
+        raise ModelError(f"model '{arch}' returned {type(model).__name__}, not a torch nn.Module")
+    if ":" in arch:  # a user's factory: check that it fits the data once
+        with torch.no_grad():
+            try:
+                out = model.eval()(torch.zeros(2, *shape))
+            except Exception as exc:
+                raise ModelError(
+                    f"model '{arch}' cannot take images of shape {shape}: {exc}"
+                ) from exc
+        if tuple(out.shape) != (2, num_outputs):
+            raise ModelError(
+                f"model '{arch}' outputs shape {tuple(out.shape)[1:]} per sample; the data has "
+                f"{num_outputs} classes, so it must output ({num_outputs},) logits"
+            )
+    return model
 
 
 def reinitialize(model: nn.Module, seed: int) -> nn.Module:

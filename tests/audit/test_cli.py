@@ -5,7 +5,7 @@ from click.testing import CliRunner
 
 from audit.cli import main
 
-TINY = ["--limit", "200", "--epochs", "1", "--shadows", "2", "--quiet", "--no-report"]
+TINY = ["--limit", "200", "--epochs", "1", "--shadows", "4", "--quiet", "--no-report"]
 
 
 def _run(args):

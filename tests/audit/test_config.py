@@ -58,3 +58,12 @@ def test_load_toml_errors(tmp_path):
 
 def test_merge_overrides_win_deeply():
     assert merge({"a": {"b": 1, "c": 2}}, {"a": {"c": 3}}) == {"a": {"b": 1, "c": 3}}
+
+
+def test_shipped_configs_are_valid_and_default_is_the_default():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "configs"
+    assert from_dict(load_toml(root / "default.toml")) == AuditConfig()
+    for path in root.glob("*.toml"):
+        from_dict(load_toml(path))

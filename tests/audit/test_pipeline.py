@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-import audit.pipeline as pipeline
+import audit.production as pipeline
 import unlearners.basic as basic
 from audit.config import from_dict
 from audit.pipeline import run_audit

@@ -54,10 +54,10 @@ def test_file_plan_forces_ids_into_members(digits, tmp_path):
         ("random:abc", None, "not a fraction"),
         ("class:12", None, "names no class"),
         ("everything", None, "not understood"),
-        ("file:{f}", "1 2 2", "listed more than once"),
-        ("file:{f}", "1 5000", "outside the pool 0..1796"),
+        ("file:{f}", "1 5000", r"1 id\(s\) name no sample \(first: 5000\); they must be sample "
+         r"indices 0..1796"),
         ("file:{f}", "", "lists no sample"),
-        ("file:{f}", "1 x", "'x' is not an integer"),
+        ("file:{f}", "1 x -3", r"2 id\(s\) name no sample \(first: x, -3\)"),
         ("file:/no/such/file", None, "does not exist"),
     ],
 )
@@ -73,3 +73,33 @@ def test_derive_seed_is_stable_and_distinct():
     assert derive_seed(0, "a") == derive_seed(0, "a")
     assert derive_seed(0, "a") != derive_seed(0, "b") != derive_seed(1, "a")
     assert 0 <= derive_seed(5, "x", 3) < 2**31
+
+
+def test_duplicate_ids_are_reported_not_dropped_silently(digits, tmp_path):
+    f = tmp_path / "ids.txt"
+    f.write_text("1 2 2 9 9 9")
+    plan = make_plan(digits, f"file:{f}", seed=0, n_shadows=2)
+    assert plan.forget.tolist() == [1, 2, 9]
+    assert len(plan.warnings) == 1 and "2 id(s) listed more than once" in plan.warnings[0]
+
+
+def test_ids_match_the_datasets_id_array(tmp_path):
+    import torch
+
+    from learning.data import Dataset
+
+    ids = np.array([f"rec-{i}" for i in range(40)])
+    ds = Dataset("mine", torch.rand(40, 1, 4, 4), torch.arange(40) % 2, ("a", "b"), ids=ids)
+    members = tmp_path / "members.txt"
+    members.write_text(" ".join(f"rec-{i}" for i in range(0, 40, 2)))
+    forget = tmp_path / "forget.txt"
+    forget.write_text("rec-4\nrec-10\n")
+    plan = make_plan(ds, f"file:{forget}", 0, 2, members_spec=f"file:{members}")
+    assert plan.members.tolist() == list(range(0, 40, 2))
+    assert plan.forget.tolist() == [4, 10]
+    forget.write_text("rec-3")  # a real id, but not a member
+    with pytest.raises(PlanError, match="not members of the original's training set"):
+        make_plan(ds, f"file:{forget}", 0, 2, members_spec=f"file:{members}")
+    forget.write_text("rec-999")
+    with pytest.raises(PlanError, match="values of the dataset's ids array"):
+        make_plan(ds, f"file:{forget}", 0, 2, members_spec=f"file:{members}")

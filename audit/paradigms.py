@@ -1,0 +1,91 @@
+"""Learning paradigms: what "training", "membership signal" and "utility" mean.
+
+The pipeline never branches on the paradigm's name: it asks the configured
+:class:`Paradigm` for the training objective, the model's output size, the
+per-sample membership signal and the utility metrics. ``supervised`` lives
+here; ``contrastive`` (SimCLR / MoCo encoders) registers beside it.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+from attacks.signals import logit_scaled_confidence
+from audit.plan import Plan
+from learning.augment import Augment, default_padding, query_views
+from learning.data import Dataset
+from learning.train import CrossEntropy, Objective, Recipe, accuracy, predict_logits
+
+
+class Paradigm(Protocol):
+    """What the pipeline needs to know about a way of learning."""
+
+    name: str
+
+    def objective(self, ds: Dataset, recipe: Recipe) -> Objective:
+        """The training objective (does its own augmentation)."""
+        ...
+
+    def num_outputs(self, ds: Dataset) -> int:
+        """Output size of a model built for ``ds`` (classes, or feature dimension)."""
+        ...
+
+    def signals(self, model: nn.Module, ds: Dataset, x: torch.Tensor, n_views: int) -> np.ndarray:
+        """Per-sample membership signal on every pool sample, float32 ``(n, views)``."""
+        ...
+
+    def utility(
+        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, plan: Plan
+    ) -> dict[str, float]:
+        """Utility on forget, retain and non-members (the ``utility`` of results.json)."""
+        ...
+
+
+class Supervised:
+    """Classifiers trained with cross-entropy; signal = logit-scaled confidence."""
+
+    name = "supervised"
+
+    def objective(self, ds: Dataset, recipe: Recipe) -> Objective:
+        aug = Augment(default_padding(ds.shape[1]), ds.flippable) if recipe.augment else None
+        return CrossEntropy(aug)
+
+    def num_outputs(self, ds: Dataset) -> int:
+        return ds.num_classes
+
+    def signals(self, model: nn.Module, ds: Dataset, x: torch.Tensor, n_views: int) -> np.ndarray:
+        def views(xb: torch.Tensor) -> list[torch.Tensor]:
+            return query_views(xb, n_views, ds.flippable)
+
+        logits = predict_logits(model, x, views=views).numpy()
+        return logit_scaled_confidence(logits, ds.y.numpy()[:, None])
+
+    def utility(
+        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, plan: Plan
+    ) -> dict[str, float]:
+        def acc(idx: np.ndarray) -> float:
+            t = torch.as_tensor(idx, device=x.device)
+            return accuracy(model, x[t], y[t])
+
+        return {
+            "forget_acc": acc(plan.forget),
+            "retain_acc": acc(plan.retain),
+            "test_acc": acc(plan.nonmembers),
+        }
+
+
+PARADIGMS: dict[str, type] = {"supervised": Supervised}
+
+
+def get_paradigm(name: str) -> Paradigm:
+    """The paradigm registered as ``name``."""
+    if name not in PARADIGMS:
+        from audit.config import ConfigError
+
+        raise ConfigError(f"unknown paradigm '{name}'; valid: {', '.join(sorted(PARADIGMS))}")
+    paradigm: Paradigm = PARADIGMS[name]()
+    return paradigm

@@ -1,0 +1,281 @@
+"""Producing the audit's models: train, unlearn or load them, cached by content hash.
+
+:class:`Producer` holds the data on the device, the objective, the model
+factory and the model store of one run. Every trained or unlearned model is
+cached under ``RUN/models`` with a key built from everything that made it, so
+a repeated audit trains nothing and an interrupted one resumes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+import unlearners
+from audit import __version__
+from audit.config import AuditConfig, ConfigError
+from audit.paradigms import get_paradigm
+from audit.plan import Plan, derive_seed, make_plan
+from audit.rundir import ModelStore, cached, content_key, index_digest
+from learning.checkpoints import file_digest, load_checkpoint
+from learning.data import Dataset, load_dataset
+from learning.models import make_model
+from learning.train import fit, make_generator, resolve_device
+from unlearners import Unlearner
+
+
+@dataclass
+class AuditInputs:
+    """In-memory objects a Python caller can hand to :func:`audit.run_audit`.
+
+    Attributes:
+        dataset: Use this dataset instead of loading ``[data]``.
+        model_factory: Builds a freshly initialised model (reference, shadows, retrain);
+            called with no argument under a seeded RNG. Overrides ``[model]``.
+        original: Your trained original model (it is not trained by the tool).
+        unlearned: Your unlearned models to judge, by name.
+        methods: Unlearner instances to run and judge (e.g. your own subclass).
+    """
+
+    dataset: Dataset | None = None
+    model_factory: Callable[[], nn.Module] | None = None
+    original: nn.Module | None = None
+    unlearned: dict[str, nn.Module] = field(default_factory=dict)
+    methods: list[Unlearner] = field(default_factory=list)
+
+
+def state_digest(model: nn.Module) -> str:
+    """A hash of a model's weights (the cache key of a model handed in memory)."""
+    h = hashlib.sha256()
+    for k, v in sorted(model.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:20]
+
+
+class Producer:
+    """Trains, unlearns and loads the models of one audit run."""
+
+    def __init__(
+        self, cfg: AuditConfig, inputs: AuditInputs, progress: bool, log: Callable[[str], None]
+    ) -> None:
+        self.cfg, self.inputs, self.progress, self.log = cfg, inputs, progress, log
+        self.device = resolve_device(cfg.device)
+        self.paradigm = get_paradigm(cfg.paradigm)
+        self.store: ModelStore | None = None
+        self.seconds: dict[str, float] = {}
+
+    # -- data -------------------------------------------------------------------------
+    def load(self) -> tuple[Dataset, Plan]:
+        """Load the data and draw the plan (fails before any file is written)."""
+        cfg = self.cfg
+        ds = self.inputs.dataset or load_dataset(
+            cfg.data.dataset, cfg.data.root or None, cfg.data.limit or None
+        )
+        plan = make_plan(ds, cfg.forget.spec, cfg.seed, cfg.attack.shadows, cfg.data.members)
+        self.ds, self.x, self.y = ds, ds.x.to(self.device), ds.y.to(self.device)
+        self.objective = self.paradigm.objective(ds, cfg.train)
+        factory = self.inputs.model_factory
+        arch = (
+            f"{factory.__module__}.{factory.__qualname__}"
+            if factory is not None
+            else cfg.model.arch
+        )
+        self._preflight()
+        self.base = {
+            "data": ds.fingerprint(),
+            "arch": arch,
+            "kwargs": cfg.model.kwargs,
+            "recipe": cfg.train.to_dict(),
+            "objective": repr(self.objective),
+            "paradigm": self.paradigm.name,
+            "version": __version__,
+        }
+        return ds, plan
+
+    def _preflight(self) -> None:
+        """Check the model factory and every checkpoint before anything is written."""
+        from pathlib import Path
+
+        self.new_model(0)  # a factory that does not fit the data fails here
+        brought = bool(self.cfg.model.original) or self.inputs.original is not None
+        if brought and not self.cfg.data.members:
+            raise ConfigError(
+                "an original model you bring needs its training set: give --members "
+                "file:PATH (data.members) with the ids it was trained on"
+            )
+        paths = [self.cfg.model.original] if self.cfg.model.original else []
+        for path in [*paths, *self.cfg.unlearn.checkpoints.values()]:
+            load_checkpoint(self.new_model(0), Path(path))
+
+    def new_model(self, seed: int) -> nn.Module:
+        factory = self.inputs.model_factory
+        if factory is not None:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                model = factory()
+        else:
+            model = make_model(
+                self.cfg.model.arch,
+                self.ds.shape,
+                self.paradigm.num_outputs(self.ds),
+                seed,
+                **self.cfg.model.kwargs,
+            )
+        return model.to(self.device)
+
+    def signals_of(self, model: nn.Module) -> np.ndarray:
+        """The paradigm's membership signal on every pool sample, ``(n, views)``."""
+        n_views = self.cfg.attack.queries or (5 if self.cfg.train.augment else 1)
+        return self.paradigm.signals(model, self.ds, self.x, n_views)
+
+    def _store(self) -> ModelStore:
+        if self.store is None:
+            raise RuntimeError("Producer.store is set by run_audit after the plan is drawn")
+        return self.store
+
+    # -- models -----------------------------------------------------------------------
+    def train_cached(
+        self, label: str, idx: np.ndarray, seed: int, bar: bool
+    ) -> tuple[nn.Module, dict[str, Any], np.ndarray, str]:
+        """Train a fresh model on pool samples ``idx`` (or load it from the cache)."""
+        key = content_key({**self.base, "role": "train", "idx": index_digest(idx), "seed": seed})
+        t_idx = torch.as_tensor(idx, device=self.device)
+
+        def produce() -> tuple[nn.Module, dict[str, Any]]:
+            t0 = time.perf_counter()
+            model = fit(
+                self.new_model(seed),
+                self.x[t_idx],
+                self.y[t_idx],
+                self.objective.loss,
+                self.cfg.train,
+                make_generator(seed, self.device),
+                progress=bar,
+                desc=label,
+            )
+            return model, {"seconds": time.perf_counter() - t0}
+
+        model, meta, sig, _ = cached(
+            self._store(), label, key, self.new_model(seed), produce, self.signals_of
+        )
+        return model, meta, sig, key
+
+    def original(self, plan: Plan) -> tuple[nn.Module, dict[str, Any], np.ndarray, str]:
+        """The original model: the caller's (in memory or a checkpoint) or trained here."""
+        given, path = self.inputs.original, self.cfg.model.original
+        if given is not None:
+            model = given.to(self.device).eval()
+            return (
+                model,
+                {"seconds": 0.0, "source": "in-memory model"},
+                self.signals_of(model),
+                state_digest(model),
+            )
+        if path:
+            from pathlib import Path
+
+            model = load_checkpoint(self.new_model(0), Path(path)).eval()
+            return (
+                model,
+                {"seconds": 0.0, "source": path},
+                self.signals_of(model),
+                file_digest(Path(path)),
+            )
+        self.log("training the original model on the members")
+        return self.train_cached(
+            "original", plan.members, derive_seed(self.cfg.seed, "original"), self.progress
+        )
+
+    def checkpoints(self) -> dict[str, tuple[nn.Module, dict[str, Any], np.ndarray]]:
+        """The caller's unlearned models: in memory first, then ``unlearn.checkpoints``."""
+        from pathlib import Path
+
+        out = {}
+        for name, model in self.inputs.unlearned.items():
+            m = model.to(self.device).eval()
+            out[name] = (m, {"seconds": 0.0, "source": "in-memory model"}, self.signals_of(m))
+        for name, path in self.cfg.unlearn.checkpoints.items():
+            m = load_checkpoint(self.new_model(0), Path(path)).eval()
+            out[name] = (m, {"seconds": 0.0, "source": path}, self.signals_of(m))
+        return out
+
+    def unlearn_cached(
+        self, method: Unlearner, original: nn.Module, orig_key: str, plan: Plan
+    ) -> tuple[nn.Module | None, dict[str, Any], np.ndarray | None]:
+        """Apply ``method`` to ``original``; a failure is returned as an ``error`` entry."""
+        name = method.name
+        seed = derive_seed(self.cfg.seed, "unlearn", name)
+        key = content_key(
+            {
+                "original": orig_key,
+                "method": name,
+                "params": method.describe()["params"],
+                "seed": seed,
+            }
+        )
+        f, r = (torch.as_tensor(i, device=self.device) for i in (plan.forget, plan.retain))
+
+        def produce() -> tuple[nn.Module, dict[str, Any]]:
+            t0 = time.perf_counter()
+            model = method.unlearn(
+                original,
+                (self.x[f], self.y[f]),
+                (self.x[r], self.y[r]),
+                objective=self.objective,
+                recipe=self.cfg.train,
+                generator=make_generator(seed, self.device),
+                progress=self.progress,
+            )
+            return model, {"seconds": time.perf_counter() - t0, "method": method.describe()}
+
+        try:
+            model, meta, sig, hit = cached(
+                self._store(), name, key, self.new_model(0), produce, self.signals_of
+            )
+        except Exception as exc:  # a method's failure is recorded, the audit goes on
+            self.log(f"  {name}: FAILED ({type(exc).__name__}: {exc})")
+            return None, {"seconds": 0.0, "error": f"{type(exc).__name__}: {exc}"}, None
+        if not np.isfinite(sig).all():
+            msg = "the unlearned model outputs non-finite values (diverged)"
+            self.log(f"  {name}: FAILED ({msg})")
+            return None, {"seconds": meta.get("seconds", 0.0), "error": msg}, None
+        self.log(f"  {name}: {'cached' if hit else '{:.1f}s'.format(meta['seconds'])}")
+        return model, {**meta, "key": key}, sig
+
+    def shadows(self, plan: Plan) -> np.ndarray:
+        """Signals of the shadow bank, ``(m, n, views)``; each trained on its keep row."""
+        out = []
+        bar = tqdm(
+            range(self.cfg.attack.shadows),
+            desc="shadow models",
+            disable=not self.progress,
+            unit="model",
+        )
+        for k in bar:
+            _, _, sig, _ = self.train_cached(
+                "shadow",
+                np.flatnonzero(plan.keep[k]),
+                derive_seed(self.cfg.seed, "shadow", k),
+                bar=False,
+            )
+            out.append(sig)
+        bar.close()
+        return np.stack(out)
+
+
+def resolve_methods(cfg: AuditConfig, inputs: AuditInputs) -> list[Unlearner]:
+    """The controls, then the configured methods, then the caller's instances."""
+    methods = [unlearners.create("noop"), unlearners.create("retrain")]
+    for spec in cfg.unlearn.methods:
+        methods.append(unlearners.create(spec, **cfg.unlearn.params.get(spec, {})))
+    methods.extend(inputs.methods)
+    return methods
