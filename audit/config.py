@@ -103,11 +103,25 @@ class AttackConfig:
             the identity alone for a model trained without augmentation (shifted queries
             only add noise there), else 5 views.
         attacks: Attack registry names to run on every model.
+        ulira: Build the U-LiRA bank (every shadow unlearns its share of the forget set with
+            each method) for U-LiRA, per-example epsilon and forget quality.
+        engine: How shadow models are trained: ``sequential`` (one after another),
+            ``batched`` (many at once in one vmapped step, same models within float
+            tolerance) or ``auto`` (batched on CUDA, sequential elsewhere; see
+            docs/performance.md). Both engines share the model cache.
     """
 
     shadows: int = 16
     queries: int = 0
-    attacks: tuple[str, ...] = ("loss", "lira_online", "lira_offline")
+    attacks: tuple[str, ...] = ("loss", "lira_online", "lira_offline", "rmia_online")
+    ulira: bool = True
+    engine: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.engine not in ("auto", "sequential", "batched"):
+            raise ConfigError(
+                f"attack.engine must be 'auto', 'sequential' or 'batched', got '{self.engine}'"
+            )
 
 
 @dataclass(frozen=True)
@@ -128,6 +142,57 @@ class VerdictConfig:
 
 
 @dataclass(frozen=True)
+class ContrastiveConfig:
+    """Settings of the ``contrastive`` paradigm (ignored by ``supervised``); docs/contrastive.md.
+
+    Attributes:
+        method: ``simclr`` (NT-Xent, in-batch negatives) or ``moco`` (MoCo v2: momentum
+            encoder and a queue of negatives).
+        temperature: Temperature of the InfoNCE loss.
+        proj_dim: Output size of the encoder's projection head (its last linear layer).
+        momentum: MoCo's key-encoder momentum.
+        queue_size: MoCo's number of queued negatives; 0 = auto (a quarter of the pool,
+            between one batch and 4096).
+        signal: Membership signal the attacks calibrate: ``instance`` (logit-scaled
+            confidence of instance discrimination: a sample's ``views`` augmentations
+            against a fixed bank of other pool samples), ``encodermi`` (atanh of the mean
+            pairwise cosine similarity of the ``views`` augmentations) or ``probe``
+            (logit-scaled confidence of a linear probe on the representation).
+        views: Augmented query views per sample (``instance`` and ``encodermi``).
+        epochs: Training epochs of an encoder; 0 = ``train.epochs``.
+        batch_size: Batch size of an encoder; 0 = ``train.batch_size``.
+        lr: Peak learning rate of an encoder; 0 = ``train.lr``.
+        knn_k: Neighbours of the weighted kNN utility.
+    """
+
+    method: str = "simclr"
+    temperature: float = 0.2
+    proj_dim: int = 64
+    momentum: float = 0.99
+    queue_size: int = 0
+    signal: str = "encodermi"
+    views: int = 10
+    epochs: int = 0
+    batch_size: int = 0
+    lr: float = 0.0
+    knn_k: int = 20
+
+    def __post_init__(self) -> None:
+        if self.method not in ("simclr", "moco"):
+            raise ValueError(f"method must be 'simclr' or 'moco', got '{self.method}'")
+        if self.signal not in ("instance", "encodermi", "probe"):
+            raise ValueError(
+                f"signal must be 'instance', 'encodermi' or 'probe', got '{self.signal}'"
+            )
+        if self.temperature <= 0 or not 0 <= self.momentum < 1:
+            raise ValueError("temperature must be > 0 and momentum in [0, 1)")
+        if self.proj_dim < 1 or self.views < 2 or self.knn_k < 1:
+            raise ValueError("proj_dim and knn_k must be >= 1 and views >= 2")
+        if min(self.queue_size, self.epochs, self.batch_size) < 0 or self.lr < 0:
+            raise ValueError("queue_size, epochs, batch_size and lr must be >= 0 (0 = auto)")
+
+
+@dataclass(frozen=True)
 class AuditConfig:
     """The whole audit, resolved and validated."""
 
@@ -142,6 +207,7 @@ class AuditConfig:
     unlearn: UnlearnConfig = field(default_factory=UnlearnConfig)
     attack: AttackConfig = field(default_factory=AttackConfig)
     verdict: VerdictConfig = field(default_factory=VerdictConfig)
+    contrastive: ContrastiveConfig = field(default_factory=ContrastiveConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Every resolved key, as plain TOML/JSON-compatible values."""

@@ -79,10 +79,12 @@ def samples_csv(
     ids: np.ndarray | None,
     signals: dict[str, np.ndarray],
     scores: dict[str, dict[str, np.ndarray]],
+    extra: dict[str, np.ndarray] | None = None,
 ) -> str:
     """One row per pool sample.
 
-    Columns: index, id, label, split, ``signal.<model>``, ``<attack>.<model>``.
+    Columns: index, id, label, split, ``signal.<model>``, ``<attack>.<model>``, then the
+    ``extra`` columns (full-length arrays; NaN is written as an empty cell).
     """
     split = plan.split_labels()
     cols: dict[str, np.ndarray] = {}
@@ -91,12 +93,18 @@ def samples_csv(
     for model, per_attack in scores.items():
         for name, s in per_attack.items():
             cols[f"{name}.{model}"] = s
+    cols.update(extra or {})
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["index", "id", "label", "split", *cols])
     ident = ids if ids is not None else np.arange(plan.n_pool)
     for i in range(plan.n_pool):
         writer.writerow(
-            [i, ident[i], int(labels[i]), split[i], *(f"{float(c[i]):.6g}" for c in cols.values())]
+            [i, ident[i], int(labels[i]), split[i], *(_cell(c[i]) for c in cols.values())]
         )
     return buf.getvalue()
+
+
+def _cell(value: float) -> str:
+    v = float(value)
+    return "" if np.isnan(v) else f"{v:.6g}"

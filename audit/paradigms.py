@@ -8,23 +8,31 @@ here; ``contrastive`` (SimCLR / MoCo encoders) registers beside it.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import torch
 from torch import nn
 
 from attacks.signals import logit_scaled_confidence
+from audit.contrastive import Contrastive
 from audit.plan import Plan
 from learning.augment import Augment, default_padding, query_views
 from learning.data import Dataset
 from learning.train import CrossEntropy, Objective, Recipe, accuracy, predict_logits
+
+if TYPE_CHECKING:
+    from audit.config import AuditConfig
 
 
 class Paradigm(Protocol):
     """What the pipeline needs to know about a way of learning."""
 
     name: str
+
+    def recipe(self, train: Recipe) -> Recipe:
+        """The recipe models of this paradigm train with, given ``[train]``."""
+        ...
 
     def objective(self, ds: Dataset, recipe: Recipe) -> Objective:
         """The training objective (does its own augmentation)."""
@@ -49,6 +57,9 @@ class Supervised:
     """Classifiers trained with cross-entropy; signal = logit-scaled confidence."""
 
     name = "supervised"
+
+    def recipe(self, train: Recipe) -> Recipe:
+        return train
 
     def objective(self, ds: Dataset, recipe: Recipe) -> Objective:
         aug = Augment(default_padding(ds.shape[1]), ds.flippable) if recipe.augment else None
@@ -78,14 +89,21 @@ class Supervised:
         }
 
 
-PARADIGMS: dict[str, type] = {"supervised": Supervised}
+PARADIGMS: dict[str, type] = {"supervised": Supervised, "contrastive": Contrastive}
 
 
-def get_paradigm(name: str) -> Paradigm:
-    """The paradigm registered as ``name``."""
+def get_paradigm(name: str, cfg: AuditConfig | None = None) -> Paradigm:
+    """The paradigm registered as ``name``, set up from ``cfg`` when it reads settings.
+
+    A paradigm class with a ``from_config(cfg)`` constructor (``contrastive`` reads
+    its ``[contrastive]`` table) is built with it when ``cfg`` is given; otherwise
+    with no argument (its defaults).
+    """
     if name not in PARADIGMS:
         from audit.config import ConfigError
 
         raise ConfigError(f"unknown paradigm '{name}'; valid: {', '.join(sorted(PARADIGMS))}")
-    paradigm: Paradigm = PARADIGMS[name]()
+    cls = PARADIGMS[name]
+    make = getattr(cls, "from_config", None)
+    paradigm: Paradigm = make(cfg) if make is not None and cfg is not None else cls()
     return paradigm

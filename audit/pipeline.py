@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 import attacks.registry as attack_registry
 from audit import __version__
 from audit.config import RESERVED, AuditConfig, ConfigError, to_toml
+from audit.forgetting import retain_leakage, ulira_block
 from audit.measure import attack_metrics, attack_scores, forget_vs_nonmember, samples_csv
 from audit.plan import Plan, derive_seed
 from audit.production import AuditInputs, Producer, resolve_methods
@@ -149,6 +150,58 @@ def _verdicts(
     return {k: vd.to_dict() for k, vd in out.items()}, controls
 
 
+def _unlearning_aware(
+    p: Producer, plan: Plan, models: _Models
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """U-LiRA banks of every method that ran: ``forgetting`` block and per-sample columns."""
+    cfg = p.cfg
+    forgetting: dict[str, Any] = {}
+    extra: dict[str, np.ndarray] = {}
+    if not cfg.attack.ulira:
+        return forgetting, extra
+    for method in resolve_methods(cfg, p.inputs):
+        name = method.name
+        if name not in models.signals:  # the method itself failed: nothing to compare
+            continue
+        p.log(f"U-LiRA: {name} unlearns on every shadow model")
+        try:
+            bank = p.unlearned_bank(method, plan)
+        except Exception as exc:  # recorded, the audit goes on
+            forgetting[name] = {"error": f"{type(exc).__name__}: {exc}"}
+            continue
+        entry, per_sample = ulira_block(
+            bank, plan.keep, plan, models.signals[name], models.signals["reference"],
+            n_boot=cfg.verdict.n_boot, seed=derive_seed(cfg.seed, "ulira-ci"))
+        forgetting[name] = entry
+        for label, values in (("ulira", per_sample[0]), ("epsilon", per_sample[1])):
+            col = np.full(plan.n_pool, np.nan)
+            col[plan.forget] = values
+            extra[f"{label}.{name}"] = col
+    return forgetting, extra
+
+
+def _leakage(cfg: AuditConfig, plan: Plan, models: _Models,
+             scores: dict[str, dict[str, np.ndarray]]) -> dict[str, Any]:
+    """Retain-set exposure of each judged model against the original's (verdict attack)."""
+    attack = cfg.verdict.attack
+    return {
+        name: retain_leakage(scores["original"][attack], scores[name][attack], plan,
+                             level=cfg.verdict.level, n_boot=cfg.verdict.n_boot,
+                             seed=derive_seed(cfg.seed, "leak"))
+        for name in models.judged if name in scores
+    }
+
+
+def _note_leakage(results: dict[str, Any]) -> None:
+    """Say in the verdict when unlearning exposed the retained samples more."""
+    for name, leak in results["retain_leakage"].items():
+        if leak["increased"] and name in results["verdicts"]:
+            results["verdicts"][name]["reasons"].append(
+                "note: the retain set became MORE exposed to membership inference "
+                f"(retain-vs-non-member AUC {leak['auc_before']:.3f} -> {leak['auc_after']:.3f}, "
+                f"CI of the change {leak['ci'][0]:+.3f}..{leak['ci'][1]:+.3f})")
+
+
 def _provenance(cfg: AuditConfig, p: Producer, command: str | None) -> dict[str, Any]:
     try:
         user = getpass.getuser()
@@ -220,6 +273,7 @@ def run_audit(
     names = list(dict.fromkeys([*cfg.attack.attacks, cfg.verdict.attack]))
     scores = attack_scores(models.signals, shadow, plan.keep, names)
     block = _model_block(p, models, plan)
+    forgetting, extra = _timed(timings, "ulira", lambda: _unlearning_aware(p, plan, models))
     results: dict[str, Any] = {
         "schema_version": 1,
         "tool": {"name": "unlearn-audit", "version": __version__},
@@ -233,7 +287,8 @@ def run_audit(
         },
         "models": block,
         "attacks": attack_metrics(scores, plan, cfg.verdict.n_boot, derive_seed(cfg.seed, "ci")),
-        "forgetting": {},
+        "forgetting": forgetting,
+        "retain_leakage": _leakage(cfg, plan, models, scores),
         "report": {"roc_attack": cfg.verdict.attack},
     }
     if cfg.model.original or inputs.original is not None:
@@ -243,7 +298,8 @@ def run_audit(
             "how the original was trained"
         ]
     results["verdicts"], results["controls"] = _verdicts(cfg, block, models.judged, scores, plan)
-    _write(run_dir, plan, ds, models, shadow, scores)
+    _note_leakage(results)
+    _write(run_dir, plan, ds, models, shadow, scores, extra)
     results["timings"] = {**timings, "total_seconds": round(time.perf_counter() - t_start, 3)}
     atomic_write_json(run_dir / "results.json", results)
     report = None
@@ -261,10 +317,11 @@ def _write(
     models: _Models,
     shadow: np.ndarray,
     scores: dict[str, dict[str, np.ndarray]],
+    extra: dict[str, np.ndarray],
 ) -> None:
     labels = ds.y.numpy()
     atomic_write_text(
-        run_dir / "samples.csv", samples_csv(plan, labels, ds.ids, models.signals, scores)
+        run_dir / "samples.csv", samples_csv(plan, labels, ds.ids, models.signals, scores, extra)
     )
     names = list(models.signals)
     keep_rows = {"reference": plan.retain, POSITIVE_CONTROL: plan.retain}

@@ -3,7 +3,10 @@
 All draws are seeded from the config's seed and recorded. The audit pool is
 the whole dataset. The original model trains on a random half (the members);
 the forget set is a subset of the members; retain = members - forget;
-non-members are the other half. ``file:`` forget requests are placed among the
+non-members are the other half, of which a seeded 10% is set aside as the
+*public* set: third-party data that methods needing a non-member reference
+(e.g. ``gradient_constraint``'s matched variant) may use, and that is never
+used to evaluate membership or test accuracy. ``file:`` forget requests are placed among the
 members first, so a user can name any pool sample to forget.
 """
 
@@ -11,13 +14,15 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from attacks.shadows import make_keep_matrix
 from learning.data import Dataset
+
+PUBLIC_FRACTION = 0.1  # of the non-members, set aside as third-party reference data
 
 
 class PlanError(ValueError):
@@ -41,14 +46,16 @@ class Plan:
     keep: np.ndarray
     forget_spec: str
     warnings: tuple[str, ...] = ()
+    public: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     @property
     def n_pool(self) -> int:
-        return int(self.members.size + self.nonmembers.size)
+        return int(self.members.size + self.nonmembers.size + self.public.size)
 
     def split_labels(self) -> np.ndarray:
         """``(n_pool,)`` strings: forget, retain or nonmember."""
         out = np.full(self.n_pool, "nonmember", dtype=object)
+        out[self.public] = "public"
         out[self.retain] = "retain"
         out[self.forget] = "forget"
         return out
@@ -65,6 +72,7 @@ class Plan:
             "n_forget": int(self.forget.size),
             "n_retain": int(self.retain.size),
             "n_nonmembers": int(self.nonmembers.size),
+            "n_public": int(self.public.size),
             "forget_spec": self.forget_spec,
         }
 
@@ -206,6 +214,9 @@ def make_plan(ds: Dataset, spec: str, seed: int, n_shadows: int, members_spec: s
     retain = np.setdiff1d(members, forget)
     if retain.size == 0:
         raise PlanError(f"forget spec '{spec}' would forget every member")
-    nonmembers = np.setdiff1d(np.arange(n), members)
+    outside = np.setdiff1d(np.arange(n), members)
+    n_public = int(round(PUBLIC_FRACTION * outside.size)) if outside.size >= 20 else 0
+    public = np.sort(rng.permutation(outside)[:n_public])
+    nonmembers = np.setdiff1d(outside, public)
     keep = make_keep_matrix(n_shadows, n, derive_seed(seed, "keep"))
-    return Plan(members, forget, retain, nonmembers, keep, spec, tuple(warnings))
+    return Plan(members, forget, retain, nonmembers, keep, spec, tuple(warnings), public)

@@ -137,6 +137,13 @@ class Producer:
         n_views = self.cfg.attack.queries or (5 if self.cfg.train.augment else 1)
         return self.paradigm.signals(model, self.ds, self.x, n_views)
 
+    def subset(self, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """``(x, y)`` of pool samples ``idx`` on the device (None when empty)."""
+        if idx.size == 0:
+            return None
+        t = torch.as_tensor(idx, device=self.device)
+        return self.x[t], self.y[t]
+
     def _store(self) -> ModelStore:
         if self.store is None:
             raise RuntimeError("Producer.store is set by run_audit after the plan is drawn")
@@ -234,6 +241,7 @@ class Producer:
                 recipe=self.cfg.train,
                 generator=make_generator(seed, self.device),
                 progress=self.progress,
+                reference=self.subset(plan.public),
             )
             return model, {"seconds": time.perf_counter() - t0, "method": method.describe()}
 
@@ -252,21 +260,132 @@ class Producer:
         return model, {**meta, "key": key}, sig
 
     def shadows(self, plan: Plan) -> np.ndarray:
-        """Signals of the shadow bank, ``(m, n, views)``; each trained on its keep row."""
+        """Signals of the shadow bank, ``(m, n, views)``; each trained on its keep row.
+
+        ``attack.engine`` decides how the shadows not cached yet are trained: one by
+        one (``fit``) or as batched ensembles (:func:`learning.ensemble.fit_ensemble`,
+        the same models within float tolerance). Both cache each model under the key
+        of :meth:`train_cached`, so the engines share a bank and growing it trains only
+        the new models.
+        """
+        jobs = [
+            (np.flatnonzero(plan.keep[k]), derive_seed(self.cfg.seed, "shadow", k))
+            for k in range(self.cfg.attack.shadows)
+        ]
+        fresh = self._batched_shadows(jobs)
+        out = []
+        bar = tqdm(range(len(jobs)), desc="shadow models", disable=not self.progress, unit="model")
+        for k in bar:
+            if k in fresh:
+                out.append(fresh[k])
+                continue
+            _, _, sig, _ = self.train_cached("shadow", jobs[k][0], jobs[k][1], bar=False)
+            out.append(sig)
+        bar.close()
+        return np.stack(out)
+
+    def _batched_shadows(self, jobs: list[tuple[np.ndarray, int]]) -> dict[int, np.ndarray]:
+        """Train the uncached shadows in ensembles if the engine is batched; their signals."""
+        from learning.ensemble import ENSEMBLE_SIZE, fit_ensemble, resolve_engine
+        from learning.train import CrossEntropy
+
+        supported = isinstance(self.objective, CrossEntropy)
+        auto_ok = supported and self.inputs.model_factory is None
+        size = sum(p.numel() for p in self.new_model(0).parameters()) if auto_ok else 0
+        engine = resolve_engine(
+            self.cfg.attack.engine, self.device, batchable=auto_ok, n_params=size
+        )
+        if engine != "batched":
+            return {}
+        if not isinstance(self.objective, CrossEntropy):
+            self.log("  attack.engine: batched trains cross-entropy models only; sequential here")
+            return {}
+        store, out = self._store(), {}
+        keys = [
+            content_key({**self.base, "role": "train", "idx": index_digest(idx), "seed": seed})
+            for idx, seed in jobs
+        ]  # the key train_cached gives the same model
+        todo = [k for k, key in enumerate(keys) if not store.has("shadow", key)]
+        for start in range(0, len(todo), ENSEMBLE_SIZE):
+            chunk = todo[start : start + ENSEMBLE_SIZE]
+            t0 = time.perf_counter()
+            models = fit_ensemble(
+                [self.new_model(jobs[k][1]) for k in chunk],
+                self.x,
+                self.y,
+                [torch.as_tensor(jobs[k][0], device=self.device) for k in chunk],
+                self.cfg.train,
+                [make_generator(jobs[k][1], self.device) for k in chunk],
+                augment=self.objective.augment,
+                progress=self.progress,
+                desc=f"{len(chunk)} shadows at once",
+            )
+            meta = {"seconds": (time.perf_counter() - t0) / len(chunk), "engine": "batched"}
+            for k, model in zip(chunk, models, strict=True):
+                out[k] = self.signals_of(model)
+                store.save("shadow", keys[k], model, {**meta, "ensemble": len(chunk)}, out[k])
+        return out
+
+    def unlearned_bank(self, method: Unlearner, plan: Plan) -> np.ndarray:
+        """U-LiRA bank of ``method``: shadow ``k`` unlearns ``F_k = IN_k ∩ forget``.
+
+        Returns the signals ``(m, n, views)`` of the unlearned shadows; each one is
+        cached under a key of its shadow, the method, its parameters and ``F_k``.
+
+        Raises:
+            Exception: whatever the method raises on a shadow (the caller records it).
+        """
+        name, params = method.name, method.describe()["params"]
         out = []
         bar = tqdm(
             range(self.cfg.attack.shadows),
-            desc="shadow models",
+            desc=f"U-LiRA bank: {name}",
             disable=not self.progress,
             unit="model",
         )
         for k in bar:
-            _, _, sig, _ = self.train_cached(
-                "shadow",
-                np.flatnonzero(plan.keep[k]),
-                derive_seed(self.cfg.seed, "shadow", k),
-                bar=False,
+            keep_k = np.flatnonzero(plan.keep[k])
+            forget_k = np.intersect1d(keep_k, plan.forget)
+            seed = derive_seed(self.cfg.seed, "shadow", k)
+            shadow, _, _, skey = self.train_cached("shadow", keep_k, seed, bar=False)
+            useed = derive_seed(self.cfg.seed, "ulira", name, k)
+            key = content_key(
+                {
+                    "shadow": skey,
+                    "method": name,
+                    "params": params,
+                    "forget": index_digest(forget_k),
+                    "seed": useed,
+                }
             )
+            f = torch.as_tensor(forget_k, device=self.device)
+            r = torch.as_tensor(np.setdiff1d(keep_k, forget_k), device=self.device)
+            public_k = np.setdiff1d(plan.public, keep_k)  # this shadow's own non-members
+
+            def produce(
+                public_k: np.ndarray = public_k,
+                shadow: nn.Module = shadow,
+                f: torch.Tensor = f,
+                r: torch.Tensor = r,
+                useed: int = useed,
+            ) -> tuple[nn.Module, dict[str, Any]]:
+                t0 = time.perf_counter()
+                model = method.unlearn(
+                    shadow,
+                    (self.x[f], self.y[f]),
+                    (self.x[r], self.y[r]),
+                    objective=self.objective,
+                    recipe=self.cfg.train,
+                    generator=make_generator(useed, self.device),
+                    reference=self.subset(public_k),
+                )
+                return model, {"seconds": time.perf_counter() - t0}
+
+            _, _, sig, _ = cached(
+                self._store(), f"ulira-{name}", key, self.new_model(0), produce, self.signals_of
+            )
+            if not np.isfinite(sig).all():
+                raise ValueError(f"shadow {k} diverged (non-finite outputs) after unlearning")
             out.append(sig)
         bar.close()
         return np.stack(out)

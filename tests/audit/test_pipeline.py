@@ -13,9 +13,10 @@ from audit.pipeline import run_audit
 TINY = {
     "data": {"limit": 240},
     "train": {"epochs": 4},
-    "attack": {"shadows": 4},
+    "attack": {"shadows": 4, "ulira": False},
     "verdict": {"n_boot": 200},
 }
+WITH_ULIRA = {**TINY, "attack": {"shadows": 4, "ulira": True}}
 
 
 def _count_fits(monkeypatch):
@@ -41,7 +42,7 @@ def _stable(results):
 
 
 def test_run_directory_contract(tmp_path):
-    res = run_audit(from_dict(TINY), tmp_path / "run", progress=False, log=lambda m: None)
+    res = run_audit(from_dict(WITH_ULIRA), tmp_path / "run", progress=False, log=lambda m: None)
     run = tmp_path / "run"
     for name in ("config.toml", "results.json", "samples.csv", "signals.npz", "report.html"):
         assert (run / name).is_file(), name
@@ -57,6 +58,7 @@ def test_run_directory_contract(tmp_path):
         "gradient_ascent",
     }
     assert r["data"]["n_pool"] == 240 and r["data"]["n_members"] == 120
+    assert r["data"]["n_public"] == 12 and r["data"]["n_nonmembers"] == 108
     assert r["data"]["n_forget"] + r["data"]["n_retain"] == 120
     assert set(r["verdicts"]) == {"noop", "retrain", "finetune", "gradient_ascent"}
     for v in r["verdicts"].values():
@@ -69,12 +71,25 @@ def test_run_directory_contract(tmp_path):
     assert not list(run.rglob("*.tmp"))
     lines = (run / "samples.csv").read_text().splitlines()
     assert len(lines) == 241 and lines[0].startswith("index,id,label,split,signal.original")
+    header = lines[0].split(",")
+    for method in ("noop", "retrain", "finetune", "gradient_ascent"):
+        entry = r["forgetting"][method]
+        assert 0 <= entry["forget_quality"] <= 1 and entry["n_bank"] == 4
+        assert entry["ulira_auc_ci"][0] <= entry["ulira_auc"] <= entry["ulira_auc_ci"][1]
+        col = header.index(f"epsilon.{method}")
+        filled = [ln.split(",")[3] for ln in lines[1:] if ln.split(",")[col] != ""]
+        assert set(filled) == {"forget"} and len(filled) == r["data"]["n_forget"]
+        leak = r["retain_leakage"][method]
+        assert leak["ci"][0] <= leak["diff"] <= leak["ci"][1]
+    assert r["retain_leakage"]["noop"]["diff"] == 0.0
+    assert len(list((run / "models").glob("ulira-finetune-*.json"))) == 4
 
 
 def test_second_run_trains_nothing_and_gives_the_same_results(tmp_path, monkeypatch):
-    first = run_audit(from_dict(TINY), tmp_path / "run", progress=False, log=lambda m: None)
+    first = run_audit(from_dict(WITH_ULIRA), tmp_path / "run", progress=False, log=lambda m: None)
     calls = _count_fits(monkeypatch)
-    second = run_audit(from_dict(TINY), tmp_path / "run", progress=False, log=lambda m: None)
+    second = run_audit(from_dict(WITH_ULIRA), tmp_path / "run", progress=False,
+                       log=lambda m: None)
     assert calls == []
     assert _stable(first.results) == _stable(second.results)
 
@@ -112,7 +127,7 @@ def test_growing_the_bank_reuses_every_shadow(tmp_path, monkeypatch):
         from_dict(TINY), tmp_path / "run", progress=False, log=lambda m: None, render_report=False
     )
     calls = _count_fits(monkeypatch)
-    bigger = {**TINY, "attack": {"shadows": 6}}
+    bigger = {**TINY, "attack": {"shadows": 6, "ulira": False}}
     run_audit(
         from_dict(bigger), tmp_path / "run", progress=False, log=lambda m: None, render_report=False
     )

@@ -1,0 +1,191 @@
+"""The ``contrastive`` paradigm: audit unlearning in SimCLR / MoCo encoders.
+
+What the pipeline asks a paradigm (:class:`audit.paradigms.Paradigm`), for an encoder:
+
+* objective: SimCLR (NT-Xent) or MoCo v2 on views that suit the images
+  (:func:`learning.views.default_views`); ``[contrastive]`` picks the method and
+  temperature, and may override the ``[train]`` epochs, batch size and learning
+  rate (:meth:`Contrastive.recipe`).
+* model: the architecture of ``[model]`` with ``proj_dim`` outputs; its last
+  linear layer is the projection head ``g``, its input the representation ``h``.
+* signal (docs/contrastive.md): by default EncoderMI's (Liu et al. 2021) mean
+  pairwise cosine similarity of the projections of ``views`` augmentations of
+  a sample, mapped through ``atanh`` (Fisher's z; it spreads the values bunched
+  below 1 so the shadow distributions are closer to Gaussian, which LiRA
+  assumes). The augmentations are drawn from a fixed seed, so every model (target
+  and shadow) is queried with the very same images. ``signal = "probe"`` uses the
+  logit-scaled confidence of a linear probe fitted on the representations of the
+  whole pool (the same data for every model, so only the encoder differs).
+* utility: linear-probe and weighted-kNN accuracy on the representation; the
+  probe is trained on the retain set and the kNN bank holds the retain set
+  only (retain queries leave themselves out). ``forget_acc`` / ``retain_acc`` /
+  ``test_acc`` repeat the probe accuracies, which the verdict's utility rule reads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import torch
+from torch import nn
+
+from attacks.signals import logit_scaled_confidence
+from audit.config import AuditConfig, ContrastiveConfig
+from audit.plan import Plan
+from learning.augment import query_views
+from learning.contrastive import MoCo, SimCLR, representation
+from learning.data import Dataset
+from learning.probe import (
+    LinearProbe,
+    encodermi_similarity,
+    features,
+    instance_logit,
+    knn_predict,
+    projection,
+)
+from learning.train import Objective, Recipe
+from learning.views import ViewAugment, default_views
+
+QUERY_SEED = 20210706  # seed of EncoderMI's query augmentations (the same for every model)
+CHUNK = 256  # samples per chunk of query views; part of the query seed schedule
+EPS = 1e-6  # similarities are clipped to [-1 + EPS, 1 - EPS] before atanh
+BANK = 1024  # pool samples whose projections serve as negatives of the instance signal
+
+
+def fisher_z(similarity: np.ndarray) -> np.ndarray:
+    """``atanh`` of similarities clipped into ``(-1, 1)`` (finite for a perfect 1)."""
+    return np.arctanh(np.clip(similarity.astype(np.float64), -1 + EPS, 1 - EPS)).astype(np.float32)
+
+
+def query_features(
+    model: nn.Module, x: torch.Tensor, augment: ViewAugment, n_aug: int, seed: int = QUERY_SEED
+) -> torch.Tensor:
+    """Projections ``(n, n_aug, d)`` of ``n_aug`` seeded augmentations of every image.
+
+    Chunk ``k`` of :data:`CHUNK` images draws its views from a generator seeded
+    with ``seed + k``, so the query images depend on ``seed`` and the data only:
+    every model is asked about the very same images.
+    """
+    out = []
+    shape = tuple(x.shape[1:])
+    for k, start in enumerate(range(0, x.shape[0], CHUNK)):
+        xb = x[start : start + CHUNK]
+        gen = torch.Generator().manual_seed(seed + k)
+        params = augment.draw(xb.shape[0] * n_aug, gen, shape)
+        views = augment.apply(xb.repeat_interleave(n_aug, 0), params)
+        out.append(features(model, views, projection).reshape(xb.shape[0], n_aug, -1).cpu())
+    return torch.cat(out)
+
+
+def negative_bank(n: int, size: int = BANK) -> tuple[np.ndarray, torch.Tensor]:
+    """A fixed, seeded subset of the pool (the negatives) and each sample's row in it."""
+    rows = np.sort(np.random.default_rng(QUERY_SEED).permutation(n)[: min(n, size)])
+    own = torch.full((n,), -1, dtype=torch.long)
+    own[torch.as_tensor(rows)] = torch.arange(rows.size)
+    return rows, own
+
+
+class Contrastive:
+    """Encoders trained with SimCLR or MoCo v2 (see the module docstring)."""
+
+    name = "contrastive"
+
+    def __init__(self, settings: ContrastiveConfig | None = None) -> None:
+        self.settings = settings or ContrastiveConfig()
+
+    @classmethod
+    def from_config(cls, cfg: AuditConfig) -> Contrastive:
+        return cls(cfg.contrastive)
+
+    def recipe(self, train: Recipe) -> Recipe:
+        """``[train]`` with the non-zero ``[contrastive]`` epochs, batch size and lr."""
+        s = self.settings
+        return dataclasses.replace(
+            train,
+            epochs=s.epochs or train.epochs,
+            batch_size=s.batch_size or train.batch_size,
+            lr=s.lr or train.lr,
+        )
+
+    def augment(self, ds: Dataset) -> ViewAugment:
+        return default_views(ds.shape, ds.flippable)
+
+    def objective(self, ds: Dataset, recipe: Recipe) -> Objective:
+        s, aug = self.settings, self.augment(ds)
+        if s.method == "moco":
+            batch = self.recipe(recipe).batch_size
+            queue = s.queue_size or min(4096, max(batch, len(ds) // 4 // batch * batch))
+            return MoCo(aug, s.temperature, s.momentum, queue)
+        return SimCLR(aug, s.temperature)
+
+    def num_outputs(self, ds: Dataset) -> int:
+        return self.settings.proj_dim
+
+    def signals(self, model: nn.Module, ds: Dataset, x: torch.Tensor, n_views: int) -> np.ndarray:
+        """``(n, n_views)``: column ``j`` is the signal under query seed ``j``."""
+        model.eval()
+        if self.settings.signal == "probe":
+            return self._probe_signal(model, ds, x, n_views)
+        aug, s = self.augment(ds), self.settings
+        rows, own = negative_bank(x.shape[0])
+        cols = []
+        for j in range(n_views):
+            feats = query_features(model, x, aug, s.views, QUERY_SEED + 7919 * j)
+            if s.signal == "encodermi":
+                cols.append(fisher_z(encodermi_similarity(feats).numpy()))
+            else:
+                bank = features(model, x[torch.as_tensor(rows, device=x.device)], projection)
+                cols.append(instance_logit(feats, bank.cpu(), own, s.temperature).numpy())
+        return np.stack(cols, axis=1)
+
+    def _probe_signal(
+        self, model: nn.Module, ds: Dataset, x: torch.Tensor, n_views: int
+    ) -> np.ndarray:
+        y = ds.y.to(x.device)
+        probe = LinearProbe.fit(features(model, x), y, ds.num_classes)
+        logits = torch.stack(
+            [probe.logits(features(model, v)).cpu() for v in query_views(x, n_views, ds.flippable)],
+            dim=1,
+        )
+        return logit_scaled_confidence(logits.numpy(), ds.y.numpy()[:, None])
+
+    def utility(
+        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, plan: Plan
+    ) -> dict[str, float]:
+        h = features(model, x, representation)
+        classes = int(y.max()) + 1
+        t = {k: torch.as_tensor(v, device=x.device) for k, v in plan_parts(plan).items()}
+        probe = LinearProbe.fit(h[t["retain"]], y[t["retain"]], classes)
+        bank, labels = h[t["retain"]], y[t["retain"]]
+        out: dict[str, float] = {}
+        for part, idx in t.items():
+            out[f"probe_{part}_acc"] = probe.accuracy(h[idx], y[idx])
+            own = torch.arange(idx.numel(), device=x.device) if part == "retain" else None
+            out[f"knn_{part}_acc"] = knn_accuracy(
+                h[idx], y[idx], bank, labels, classes, self.settings.knn_k, own
+            )
+        for part in t:
+            out[f"{part}_acc"] = out[f"probe_{part}_acc"]
+        return out
+
+
+def plan_parts(plan: Plan) -> dict[str, np.ndarray]:
+    """Forget, retain and test (= non-member) indices of the plan."""
+    return {"forget": plan.forget, "retain": plan.retain, "test": plan.nonmembers}
+
+
+def knn_accuracy(
+    query: torch.Tensor,
+    y: torch.Tensor,
+    bank: torch.Tensor,
+    labels: torch.Tensor,
+    classes: int,
+    k: int,
+    exclude: torch.Tensor | None = None,
+) -> float:
+    """Accuracy of :func:`learning.probe.knn_predict`; NaN for no query or an empty bank."""
+    if query.shape[0] == 0 or bank.shape[0] <= (1 if exclude is not None else 0):
+        return float("nan")
+    pred = knn_predict(query, bank, labels, classes, k=k, exclude=exclude)
+    return float((pred == y).float().mean())

@@ -1,0 +1,134 @@
+"""The contrastive paradigm: config, objective, signals, utility, and a tiny end-to-end audit."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from audit.config import AttackConfig, ConfigError, ContrastiveConfig, from_dict
+from audit.contrastive import Contrastive, fisher_z, negative_bank, query_features
+from audit.paradigms import get_paradigm
+from audit.plan import make_plan
+from learning import Recipe, load_dataset, make_model
+from learning.contrastive import MoCo, SimCLR
+from learning.data import Dataset
+from learning.probe import encodermi_similarity
+
+DIGITS = load_dataset("digits", limit=120)
+
+
+def test_config_table_and_its_errors():
+    cfg = from_dict({"paradigm": "contrastive", "contrastive": {"method": "moco", "epochs": 5}})
+    p = get_paradigm("contrastive", cfg)
+    assert isinstance(p, Contrastive) and p.settings.method == "moco"
+    assert p.recipe(cfg.train) == Recipe(**{**cfg.train.to_dict(), "epochs": 5})
+    assert from_dict({}).contrastive == ContrastiveConfig()  # supervised configs are unchanged
+    with pytest.raises(ConfigError, match=r"\[contrastive\].*method must be"):
+        from_dict({"contrastive": {"method": "byol"}})
+    with pytest.raises(ConfigError, match="contrastive.views"):
+        from_dict({"contrastive": {"views": "ten"}})
+
+
+def test_objective_model_size_and_moco_queue():
+    p = Contrastive(ContrastiveConfig(proj_dim=16))
+    assert p.num_outputs(DIGITS) == 16
+    assert isinstance(p.objective(DIGITS, Recipe()), SimCLR)
+    moco = Contrastive(ContrastiveConfig(method="moco")).objective(DIGITS, Recipe(batch_size=8))
+    assert isinstance(moco, MoCo) and moco.queue_size == 24  # a quarter of 120, whole batches
+    assert callable(getattr(moco, "views", None))  # what contrastive unlearners call
+
+
+def test_fisher_z_is_finite_and_monotone():
+    s = np.array([-1.0, -0.5, 0.0, 0.9, 0.999, 1.0], dtype=np.float32)
+    z = fisher_z(s)
+    assert np.isfinite(z).all() and (np.diff(z) > 0).all() and z[2] == 0.0
+
+
+class _Invariant(nn.Module):
+    """Ignores its input: every view of every image maps to the same features."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.v = nn.Parameter(torch.tensor([1.0, 2.0, 3.0, 4.0]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.v.expand(x.shape[0], 4) + 0 * x.flatten(1)[:, :1]
+
+
+def test_encodermi_signal_of_an_invariant_encoder_is_exactly_one():
+    p = Contrastive(ContrastiveConfig(signal="encodermi", views=4))
+    feats = query_features(_Invariant(), DIGITS.x, p.augment(DIGITS), 4)
+    assert torch.equal(encodermi_similarity(feats), torch.ones(120))
+    sig = p.signals(_Invariant(), DIGITS, DIGITS.x, 2)
+    assert sig.shape == (120, 2) and sig.dtype == np.float32
+    assert np.all(sig == fisher_z(np.ones(1, np.float32))[0])
+
+
+@pytest.mark.parametrize("signal", ["instance", "encodermi", "probe"])
+def test_signals_are_the_same_queries_for_every_call(signal):
+    model = make_model("mlp", DIGITS.shape, 8, seed=0, width=32)
+    p = Contrastive(ContrastiveConfig(signal=signal, views=3))
+    a = p.signals(model, DIGITS, DIGITS.x, 2)
+    assert a.shape == (120, 2) and np.isfinite(a).all()
+    np.testing.assert_array_equal(a, p.signals(model, DIGITS, DIGITS.x, 2))
+    if signal != "probe":  # the query seed differs per column
+        assert not np.array_equal(a[:, 0], a[:, 1])
+
+
+def test_negative_bank_is_fixed_and_indexes_itself():
+    rows, own = negative_bank(50, size=20)
+    again, _ = negative_bank(50, size=20)
+    np.testing.assert_array_equal(rows, again)
+    assert rows.size == 20 and (own >= 0).sum() == 20
+    assert (own[torch.as_tensor(rows)] == torch.arange(20)).all()
+
+
+def test_utility_keys_and_a_perfect_encoder():
+    # features = the label one-hot: probe and kNN are perfect on every part
+    y = torch.arange(60) % 3
+    x = torch.nn.functional.one_hot(y, 3).float()[:, None, None, :].expand(60, 1, 3, 3).clone()
+    ds = Dataset("toy", x, y, ("a", "b", "c"))
+    plan = make_plan(ds, "random:0.2", 0, 4)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(9, 9), nn.Linear(9, 4))
+    with torch.no_grad():
+        model[1].weight.copy_(torch.eye(9))
+        model[1].bias.zero_()
+    u = Contrastive().utility(model, x, y, plan)
+    parts = ("forget", "retain", "test")
+    assert set(u) == {f"{k}_{p}_acc" for k in ("probe", "knn") for p in parts} | {
+        f"{p}_acc" for p in parts
+    }
+    assert all(v == 1.0 for v in u.values())
+
+
+TINY = {
+    "paradigm": "contrastive",
+    "data": {"limit": 200},
+    "train": {"epochs": 2, "batch_size": 64},
+    "unlearn": {"methods": ["finetune"]},
+    "attack": {"shadows": 4, "attacks": ["loss", "lira_online"]},
+    "verdict": {"n_boot": 200},
+    "contrastive": {"views": 3, "proj_dim": 16},
+    "model": {"kwargs": {"width": 32}},
+}
+
+
+def test_run_audit_end_to_end_on_an_encoder(tmp_path):
+    from audit.pipeline import run_audit
+
+    table = json.loads(json.dumps(TINY))
+    if "ulira" in AttackConfig.__dataclass_fields__:
+        table["attack"]["ulira"] = False
+    res = run_audit(
+        from_dict(table), tmp_path / "run", progress=False, log=lambda m: None, render_report=False
+    )
+    r = res.results
+    assert set(r["models"]) >= {"original", "reference", "noop", "retrain", "finetune"}
+    for entry in r["models"].values():
+        u = entry["utility"]
+        assert u["test_acc"] == u["probe_test_acc"] and 0 <= u["knn_forget_acc"] <= 1
+    assert set(r["verdicts"]) >= {"noop", "retrain", "finetune"}
+    with np.load(tmp_path / "run" / "signals.npz") as z:
+        assert z["signals"].shape[1:] == (200, 1) and np.isfinite(z["signals"]).all()
