@@ -1,6 +1,13 @@
 """Unlearning methods behind one interface, with a registry."""
 
-from unlearners import basic as _basic  # noqa: F401  (registers the built-in methods)
+# Importing a module registers its methods.
+from unlearners import alignment as _alignment  # noqa: F401
+from unlearners import basic as _basic  # noqa: F401
+from unlearners import distill as _distill  # noqa: F401
+from unlearners import fisher as _fisher  # noqa: F401
+from unlearners import gradient_constraint as _gradient_constraint  # noqa: F401
+from unlearners import penalised as _penalised  # noqa: F401
+from unlearners import relabel as _relabel  # noqa: F401
 from unlearners.base import (
     Data,
     Unlearner,
@@ -10,6 +17,7 @@ from unlearners.base import (
     get,
     register,
     seed_from,
+    steps_for,
 )
 
 __all__ = [
@@ -21,4 +29,5 @@ __all__ = [
     "get",
     "register",
     "seed_from",
+    "steps_for",
 ]

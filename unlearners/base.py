@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import inspect
+import math
+import warnings
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar, TypeVar
 
@@ -32,11 +35,19 @@ class NoParams:
     """A method without parameters."""
 
 
+def steps_for(n: int, batch_size: int, epochs: float) -> int:
+    """Optimizer steps :func:`learning.train.fit` runs for ``epochs`` passes over ``n`` samples."""
+    if n <= 0:
+        return 0
+    return max(0, int(round(epochs * math.ceil(n / batch_size))))
+
+
 class Unlearner(ABC):
     """Base class of every unlearning method.
 
     Subclasses set ``name``, ``paradigms``, ``summary``, a frozen dataclass
-    ``Params`` of hyper-parameters with defaults, and implement :meth:`_unlearn`.
+    ``Params`` of hyper-parameters with defaults, and implement :meth:`_unlearn`
+    and :meth:`max_steps` (the method's budget: the most optimizer steps it may run).
     """
 
     name: ClassVar[str]
@@ -67,6 +78,7 @@ class Unlearner(ABC):
         recipe: Recipe,
         generator: torch.Generator,
         progress: bool = False,
+        reference: Data | None = None,
     ) -> nn.Module:
         """Return an unlearned copy of ``model``; ``model`` itself is left untouched.
 
@@ -78,8 +90,17 @@ class Unlearner(ABC):
             recipe: The training recipe of the original model (methods scale from it).
             generator: Seeded generator on the model's device; every draw comes from it.
             progress: Show a progress bar.
+            reference: Optional ``(x, y)`` of non-member ("third-party") data, never
+                trained on by the original model. Only methods that say so use it
+                (``gradient_constraint`` with ``variant="matched"`` requires it); every
+                other method ignores it.
+
+        Raises:
+            UnlearnerError: the method needs data it was not given (e.g. ``reference``).
+            learning.DivergenceError: the method's loss became NaN or infinite.
         """
         work = copy.deepcopy(model)
+        extra: dict[str, Any] = {"reference": reference} if self._takes_reference() else {}
         out = self._unlearn(
             work,
             forget,
@@ -88,6 +109,7 @@ class Unlearner(ABC):
             recipe=recipe,
             generator=generator,
             progress=progress,
+            **extra,
         )
         out.eval()
         return out
@@ -103,8 +125,25 @@ class Unlearner(ABC):
         recipe: Recipe,
         generator: torch.Generator,
         progress: bool,
+        reference: Data | None = None,
     ) -> nn.Module:
         """Unlearn in place on the private copy ``model`` and return it."""
+
+    def _takes_reference(self) -> bool:
+        """Whether ``_unlearn`` accepts ``reference`` (methods written before it existed don't)."""
+        params = inspect.signature(self._unlearn).parameters.values()
+        return any(p.name == "reference" or p.kind is p.VAR_KEYWORD for p in params)
+
+    def max_steps(self, n_forget: int, n_retain: int, recipe: Recipe) -> int:
+        """The method's budget: the most optimizer steps :meth:`unlearn` may run.
+
+        Computed from the sizes of the forget and retain sets, the recipe's batch
+        size (and epochs, for ``retrain``) and the method's own epoch parameters,
+        with :func:`steps_for`. Training-free methods return 0. Every built-in
+        method defines it, and the contract test counts the steps actually taken
+        against it; a user's method that does not declare a budget raises.
+        """
+        raise NotImplementedError(f"{self.name} declares no budget (max_steps)")
 
     def describe(self) -> dict[str, Any]:
         """Name, paradigms, summary and current parameter values."""
@@ -133,16 +172,60 @@ def register(cls: U) -> U:
     return cls
 
 
+ENTRY_POINT_GROUP = "unlearn_audit.unlearners"
+_plugins_loaded = False
+
+
+def _load_plugins() -> None:
+    """Register the unlearners that installed packages declare as entry points.
+
+    A package declares ``[project.entry-points."unlearn_audit.unlearners"]``
+    ``my_method = "my_pkg.module:MyUnlearner"``. A plugin that fails to load is
+    reported as a warning and skipped, so one broken package does not break the tool.
+    """
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            cls = ep.load()
+            _check_class(cls, f"entry point '{ep.name}' ({ep.value})")
+            register(cls)
+        except Exception as exc:
+            warnings.warn(f"unlearner plugin '{ep.name}' ({ep.value}) skipped: {exc}", stacklevel=2)
+
+
+def _check_class(cls: object, what: str) -> None:
+    if not (isinstance(cls, type) and issubclass(cls, Unlearner)):
+        raise UnlearnerError(f"{what} is not a subclass of unlearners.Unlearner")
+
+
 def available() -> list[str]:
-    """Registered method names, sorted."""
+    """Registered method names (built-in and plugins), sorted."""
+    _load_plugins()
     return sorted(_REGISTRY)
 
 
 def get(name: str) -> type[Unlearner]:
-    """The class registered as ``name``."""
-    if name not in _REGISTRY:
-        raise UnlearnerError(f"unknown unlearner '{name}'; valid: {', '.join(available())}")
-    return _REGISTRY[name]
+    """The class registered as ``name``, or named by ``package.module:Class`` (then registered)."""
+    _load_plugins()
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    if ":" in name:
+        from learning.checkpoints import CheckpointError, import_object
+
+        try:
+            cls = import_object(name, "unlearner")
+        except CheckpointError as exc:
+            raise UnlearnerError(str(exc)) from exc
+        _check_class(cls, f"unlearner '{name}'")
+        return register(cls)
+    raise UnlearnerError(
+        f"unknown unlearner '{name}'; valid: {', '.join(available())} or package.module:Class"
+    )
 
 
 def create(name: str, **params: Any) -> Unlearner:

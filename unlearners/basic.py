@@ -9,14 +9,8 @@ from torch import nn
 
 from learning.models import reinitialize
 from learning.train import Objective, Recipe, fit
-from unlearners.base import Data, Unlearner, register, seed_from
-
-BOTH = frozenset({"supervised", "contrastive"})
-
-
-def _positive(name: str, value: float) -> None:
-    if not value > 0:
-        raise ValueError(f"{name} must be > 0, got {value}")
+from unlearners._common import BOTH, positive
+from unlearners.base import Data, Unlearner, register, seed_from, steps_for
 
 
 @register
@@ -26,6 +20,9 @@ class Noop(Unlearner):
     name = "noop"
     paradigms = BOTH
     summary = "negative control: the original model, unchanged"
+
+    def max_steps(self, n_forget: int, n_retain: int, recipe: Recipe) -> int:
+        return 0
 
     def _unlearn(
         self,
@@ -37,6 +34,7 @@ class Noop(Unlearner):
         recipe: Recipe,
         generator: torch.Generator,
         progress: bool,
+        reference: Data | None = None,
     ) -> nn.Module:
         return model
 
@@ -52,6 +50,9 @@ class Retrain(Unlearner):
     paradigms = BOTH
     summary = "positive control: retrain from scratch on the retain set (exact unlearning)"
 
+    def max_steps(self, n_forget: int, n_retain: int, recipe: Recipe) -> int:
+        return steps_for(n_retain, recipe.batch_size, recipe.epochs)
+
     def _unlearn(
         self,
         model: nn.Module,
@@ -62,6 +63,7 @@ class Retrain(Unlearner):
         recipe: Recipe,
         generator: torch.Generator,
         progress: bool,
+        reference: Data | None = None,
     ) -> nn.Module:
         reinitialize(model, seed_from(generator))
         return fit(
@@ -71,14 +73,19 @@ class Retrain(Unlearner):
 
 @dataclass(frozen=True)
 class TuneParams:
-    """Epochs of the unlearning pass and its learning rate relative to the recipe's."""
+    """Epochs of the unlearning pass and its learning rate relative to the recipe's.
+
+    Attributes:
+        epochs: Passes over the method's training set (may be fractional).
+        lr_scale: Learning rate as a multiple of the original recipe's ``lr``.
+    """
 
     epochs: float = 5.0
     lr_scale: float = 0.5
 
     def __post_init__(self) -> None:
-        _positive("epochs", self.epochs)
-        _positive("lr_scale", self.lr_scale)
+        positive("epochs", self.epochs)
+        positive("lr_scale", self.lr_scale)
 
 
 @register
@@ -93,6 +100,9 @@ class Finetune(Unlearner):
     summary = "fine-tune on the retain set (catastrophic forgetting)"
     Params = TuneParams
 
+    def max_steps(self, n_forget: int, n_retain: int, recipe: Recipe) -> int:
+        return steps_for(n_retain, recipe.batch_size, self.params.epochs)
+
     def _unlearn(
         self,
         model: nn.Module,
@@ -103,6 +113,7 @@ class Finetune(Unlearner):
         recipe: Recipe,
         generator: torch.Generator,
         progress: bool,
+        reference: Data | None = None,
     ) -> nn.Module:
         p: TuneParams = self.params
         return fit(
@@ -120,7 +131,12 @@ class Finetune(Unlearner):
 
 @dataclass(frozen=True)
 class AscentParams(TuneParams):
-    """Gradient ascent runs fewer, gentler steps by default: it diverges easily."""
+    """Gradient ascent runs fewer, gentler steps by default: it diverges easily.
+
+    Attributes:
+        epochs: Passes over the forget set.
+        lr_scale: Learning rate as a multiple of the original recipe's ``lr``.
+    """
 
     epochs: float = 2.0
     lr_scale: float = 0.05
@@ -139,6 +155,9 @@ class GradientAscent(Unlearner):
     summary = "gradient ascent on the forget set (NegGrad)"
     Params = AscentParams
 
+    def max_steps(self, n_forget: int, n_retain: int, recipe: Recipe) -> int:
+        return steps_for(n_forget, recipe.batch_size, self.params.epochs)
+
     def _unlearn(
         self,
         model: nn.Module,
@@ -149,6 +168,7 @@ class GradientAscent(Unlearner):
         recipe: Recipe,
         generator: torch.Generator,
         progress: bool,
+        reference: Data | None = None,
     ) -> nn.Module:
         p: AscentParams = self.params
 

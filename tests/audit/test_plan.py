@@ -12,7 +12,9 @@ def digits():
 
 def _check(plan, n):
     assert np.intersect1d(plan.members, plan.nonmembers).size == 0
-    assert np.union1d(plan.members, plan.nonmembers).size == n
+    assert np.intersect1d(plan.public, np.union1d(plan.members, plan.nonmembers)).size == 0
+    assert np.union1d(np.union1d(plan.members, plan.nonmembers), plan.public).size == n
+    assert plan.n_pool == n
     assert np.isin(plan.forget, plan.members).all()
     assert np.intersect1d(plan.forget, plan.retain).size == 0
     assert np.array_equal(np.union1d(plan.forget, plan.retain), plan.members)
@@ -23,6 +25,7 @@ def test_random_plan(digits):
     plan = make_plan(digits, "random:0.1", seed=0, n_shadows=4)
     _check(plan, len(digits))
     assert plan.members.size == 898 and plan.forget.size == 90
+    assert plan.public.size == 90 and plan.nonmembers.size == 809
     assert plan.summary()["n_retain"] == 808
     again = make_plan(digits, "random:0.1", seed=0, n_shadows=4)
     assert np.array_equal(plan.forget, again.forget) and np.array_equal(plan.keep, again.keep)

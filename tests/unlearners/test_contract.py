@@ -1,91 +1,141 @@
-"""The contract every registered unlearner keeps (parametrised over the registry)."""
+"""The contract every registered unlearner keeps (parametrised over the registry).
+
+A method added to the registry is covered here without touching this file: each
+(method, paradigm) pair it declares runs on a tiny trained model of that
+paradigm (a classifier with cross-entropy, an encoder with a contrastive test
+double). Budget: a method never runs more optimizer steps than its
+``max_steps`` allows, counted with a global optimizer-step hook.
+"""
+
+import time
 
 import pytest
 import torch
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 import unlearners
-from learning import CrossEntropy, Recipe, make_generator, make_model
-from learning.train import fit
+from learning import Recipe, make_generator
+from tests.unlearners.helpers import CPU, RECIPE, run, state
 from unlearners import Unlearner, UnlearnerError
 
-CPU = torch.device("cpu")
-RECIPE = Recipe(epochs=3, batch_size=16, lr=0.05)
+CASES = [
+    pytest.param(name, paradigm, id=f"{name}-{paradigm}")
+    for name in unlearners.available()
+    for paradigm in sorted(unlearners.get(name).paradigms)
+]
+REFUSALS = [
+    pytest.param(name, paradigm, id=f"{name}-{paradigm}")
+    for name in unlearners.available()
+    for paradigm in ("supervised", "contrastive")
+    if paradigm not in unlearners.get(name).paradigms
+]
+SECONDS = 15.0  # per run on the tiny models, with room for a loaded 2-core machine
 
 
-@pytest.fixture(scope="module")
-def trained():
-    g = torch.Generator().manual_seed(0)
-    x = torch.rand(96, 1, 8, 8, generator=g)
-    y = torch.randint(0, 3, (96,), generator=g)
-    model = make_model("mlp", (1, 8, 8), 3, seed=0)
-    fit(model, x, y, CrossEntropy().loss, RECIPE, make_generator(0, CPU))
-    return model, (x[:16], y[:16]), (x[16:], y[16:])
+class StepCounter:
+    """Counts every optimizer step taken while active (any optimizer)."""
+
+    def __enter__(self) -> "StepCounter":
+        self.steps = 0
+
+        def hook(opt: torch.optim.Optimizer, args: object, kwargs: object) -> None:
+            self.steps += 1
+
+        self.handle = register_optimizer_step_post_hook(hook)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.handle.remove()
 
 
-def _run(name, trained, seed=0):
-    model, forget, retain = trained
-    return unlearners.create(name).unlearn(
-        model,
-        forget,
-        retain,
-        objective=CrossEntropy(),
-        recipe=RECIPE,
-        generator=make_generator(seed, CPU),
-    )
+@pytest.mark.parametrize(("name", "paradigm"), CASES)
+def test_new_model_untouched_input_within_budget_and_fast(name, paradigm, setups):
+    s = setups[paradigm]
+    before = state(s.model)
+    t0 = time.perf_counter()
+    with StepCounter() as counter:
+        out = run(name, s)
+    took = time.perf_counter() - t0
+    assert out is not s.model
+    for k, v in s.model.state_dict().items():
+        assert torch.equal(v, before[k]), f"{name} mutated the input's {k}"
+        assert out.state_dict()[k].data_ptr() != v.data_ptr(), f"{name} shares {k} with its input"
+    assert all(torch.isfinite(v).all() for v in out.state_dict().values())
+    assert not out.training
+    budget = unlearners.create(name).max_steps(s.forget[0].shape[0], s.retain[0].shape[0], s.recipe)
+    assert counter.steps <= budget, f"{name}: {counter.steps} optimizer steps > budget {budget}"
+    assert took < SECONDS, f"{name} took {took:.1f}s on a tiny model"
 
 
-def _state(model):
-    return {k: v.clone() for k, v in model.state_dict().items()}
-
-
-@pytest.mark.parametrize("name", unlearners.available())
-def test_returns_new_model_and_never_mutates_input(name, trained):
-    before = _state(trained[0])
-    out = _run(name, trained)
-    assert out is not trained[0]
-    for k, v in trained[0].state_dict().items():
-        assert torch.equal(v, before[k]), f"{name} mutated {k}"
-
-
-@pytest.mark.parametrize("name", unlearners.available())
-def test_deterministic_under_seed(name, trained):
-    a, b = _run(name, trained, seed=3), _run(name, trained, seed=3)
+@pytest.mark.parametrize(("name", "paradigm"), CASES)
+def test_deterministic_under_seed_and_reference_ignored(name, paradigm, setups):
+    """Same seed, same weights; default-parameter methods ignore ``reference``."""
+    s = setups[paradigm]
+    a = run(name, s, seed=3, reference=True)
+    b = run(name, s, seed=3, reference=False)
     for (k, v), w in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         assert torch.equal(v, w), f"{name}: {k} differs between two runs with one seed"
 
 
-def test_noop_is_bit_identical(trained):
-    out = _run("noop", trained)
-    for k, v in trained[0].state_dict().items():
+@pytest.mark.parametrize(("name", "paradigm"), REFUSALS)
+def test_methods_refuse_a_paradigm_they_do_not_declare(name, paradigm, setups):
+    with pytest.raises(UnlearnerError, match="needs a"):
+        run(name, setups[paradigm])
+
+
+TRAINING = [n for n in unlearners.available() if unlearners.create(n).max_steps(16, 80, RECIPE) > 0]
+
+
+@pytest.mark.parametrize("name", TRAINING)
+def test_training_methods_change_the_weights(name, classifier, encoder):
+    s = classifier if "supervised" in unlearners.get(name).paradigms else encoder
+    out = run(name, s)
+    assert any(not torch.equal(out.state_dict()[k], v) for k, v in s.model.state_dict().items())
+
+
+def test_noop_is_bit_identical(classifier):
+    out = run("noop", classifier)
+    for k, v in classifier.model.state_dict().items():
         assert torch.equal(out.state_dict()[k], v)
 
 
-@pytest.mark.parametrize("name", ["retrain", "finetune", "gradient_ascent"])
-def test_methods_change_the_weights(name, trained):
-    out = _run(name, trained)
-    assert any(not torch.equal(out.state_dict()[k], v) for k, v in trained[0].state_dict().items())
+def test_budget_is_the_step_count_of_fit(classifier):
+    """The budgets are tight, not just upper bounds, for the fit-based methods."""
+    s = classifier
+    nf, nr = s.forget[0].shape[0], s.retain[0].shape[0]
+    for name, expected in {
+        "retrain": 3 * 5,  # 3 recipe epochs x ceil(80 / 16)
+        "finetune": 5 * 5,
+        "gradient_ascent": 2 * 1,
+        "gradient_constraint": 8 * 1,
+        "scrub": 1 * 1 + 3 * 5,
+        "ssd": 0,
+    }.items():
+        with StepCounter() as counter:
+            run(name, s)
+        assert counter.steps == expected == unlearners.create(name).max_steps(nf, nr, s.recipe)
 
 
-def test_retrain_does_not_start_from_the_original(trained):
-    model, forget, retain = trained
+def test_retrain_does_not_start_from_the_original(classifier):
+    model = classifier.model
     # with zero epochs, retrain is a pure re-initialisation: far from the trained weights
     m = unlearners.create("retrain").unlearn(
         model,
-        forget,
-        retain,
-        objective=CrossEntropy(),
+        classifier.forget,
+        classifier.retain,
+        objective=classifier.objective,
         recipe=Recipe(epochs=0),
         generator=make_generator(0, CPU),
     )
     assert not torch.equal(m[1].weight, model[1].weight)
 
 
-def test_gradient_ascent_raises_forget_loss(trained):
-    model, forget, _ = trained
-    out = _run("gradient_ascent", trained)
+def test_gradient_ascent_raises_forget_loss(classifier):
+    out = run("gradient_ascent", classifier)
+    x, y = classifier.forget
     ce = torch.nn.functional.cross_entropy
     with torch.no_grad():
-        assert ce(out(forget[0]), forget[1]) > ce(model(forget[0]), forget[1])
+        assert ce(out(x), y) > ce(classifier.model(x), y)
 
 
 def test_registry_errors_list_valid_names():
@@ -97,6 +147,16 @@ def test_registry_errors_list_valid_names():
         unlearners.create("finetune", epochs=-1)
 
 
+@pytest.mark.parametrize("name", unlearners.available())
+def test_params_have_defaults_and_docs(name):
+    cls = unlearners.get(name)
+    method = unlearners.create(name)  # every parameter has a default
+    assert cls.summary and cls.__doc__
+    docs = " ".join(c.__doc__ or "" for c in cls.Params.__mro__)  # inherited fields too
+    for field in method.describe()["params"]:
+        assert f"{field}:" in docs, f"{name}: parameter {field} is undocumented"
+
+
 def test_register_rejects_a_name_clash():
     class Fake(Unlearner):
         name = "noop"
@@ -104,5 +164,30 @@ def test_register_rejects_a_name_clash():
         def _unlearn(self, model, forget, retain, **kw):
             return model
 
+        def max_steps(self, n_forget, n_retain, recipe):
+            return 0
+
     with pytest.raises(UnlearnerError, match="already registered"):
         unlearners.register(Fake)
+
+
+def test_a_method_written_before_reference_existed_still_runs(classifier):
+    class Old(Unlearner):  # the pre-``reference`` signature, no budget declared
+        name = "old_style"
+
+        def _unlearn(self, model, forget, retain, *, objective, recipe, generator, progress):
+            return model
+
+    method = Old()
+    out = method.unlearn(
+        classifier.model,
+        classifier.forget,
+        classifier.retain,
+        objective=classifier.objective,
+        recipe=RECIPE,
+        generator=make_generator(0, CPU),
+        reference=classifier.reference,
+    )
+    assert torch.equal(out[1].weight, classifier.model[1].weight)
+    with pytest.raises(NotImplementedError, match="declares no budget"):
+        method.max_steps(16, 80, RECIPE)

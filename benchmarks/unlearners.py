@@ -1,0 +1,288 @@
+"""Benchmark of every supervised unlearner on real Fashion-MNIST (issue 4).
+
+For each seed: a random half of the pool are members, 10% of them are forgotten.
+The original model trains on the members; every method then unlearns a copy of
+it, and is measured by forget / retain / test accuracy, the LiRA (online, fixed
+variance; Carlini et al. 2022) AUC of forget samples against non-members, and
+its wall time. ``retrain`` (exact unlearning) is the reference every gap is
+taken to. The shadow bank (LiRA's IN/OUT models) is trained once on the pool
+with a balanced keep matrix and shared by the seeds: it models the training
+distribution, not a particular split.
+
+``gradient_constraint[matched]`` receives as ``reference`` a third-party set:
+samples of Fashion-MNIST right after the pool, never trained on by any model
+and never used in the evaluation.
+
+Usage (records benchmarks/results/unlearners.txt; ~15 min on 2 CPU cores)::
+
+    nice python benchmarks/unlearners.py
+    nice python benchmarks/unlearners.py --offset 10000 --seeds 100 101 \\
+        --grid grid.json --out benchmarks/results/unlearners-tuning.txt   # tuning split
+
+U-LiRA forget quality (unlearning-aware shadows) is not measured here yet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import platform
+import sys
+import time
+import zlib
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+# This file is named like the package it benchmarks: drop its own folder from
+# the import path so ``import unlearners`` finds the package, not this script.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+import unlearners  # noqa: E402
+from attacks.lira import lira  # noqa: E402
+from attacks.metrics import auc_difference_ci, roc_metrics  # noqa: E402
+from attacks.shadows import make_keep_matrix  # noqa: E402
+from attacks.signals import logit_scaled_confidence  # noqa: E402
+from learning import CrossEntropy, Recipe, load_dataset, make_generator, make_model  # noqa: E402
+from learning.augment import query_views  # noqa: E402
+from learning.train import accuracy, fit, predict_logits  # noqa: E402
+
+ROOT = "/usr/share/datasets/fashion-mnist"
+RECIPE = Recipe(epochs=40, batch_size=32, lr=0.05, augment=False)  # the audit's default
+QUERIES = 5
+DEFAULT_METHODS: list[tuple[str, str, dict[str, Any]]] = [
+    ("retrain", "retrain", {}),
+    ("retrain[independent]", "retrain", {}),  # another seed: the retrain-to-retrain noise
+    ("noop", "noop", {}),
+    ("finetune", "finetune", {}),
+    ("gradient_ascent", "gradient_ascent", {}),
+    ("neggrad_plus", "neggrad_plus", {}),
+    ("random_label", "random_label", {}),
+    ("l1_sparse", "l1_sparse", {}),
+    ("salun", "salun", {}),
+    ("scrub", "scrub", {}),
+    ("bad_teacher", "bad_teacher", {}),
+    ("ssd", "ssd", {}),
+    ("fisher", "fisher", {}),
+    ("gradient_constraint", "gradient_constraint", {}),
+    ("gradient_constraint[matched]", "gradient_constraint", {"variant": "matched"}),
+]
+CPU = torch.device("cpu")
+
+
+def _key(**parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class Bench:
+    """Data, shadow bank and cached trainings of one benchmark run."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        n, ref = args.limit, args.reference
+        full = load_dataset("fashion-mnist", ROOT, limit=args.offset + n + ref)
+        self.x = full.x[args.offset : args.offset + n].contiguous()
+        self.y = full.y[args.offset : args.offset + n].contiguous()
+        self.ref = (full.x[args.offset + n :].contiguous(), full.y[args.offset + n :].contiguous())
+        self.shape, self.classes = full.shape, full.num_classes
+        self.cache = Path(args.cache)
+        self.cache.mkdir(parents=True, exist_ok=True)
+        self.base = {"offset": args.offset, "n": n, "arch": args.arch, "recipe": asdict(RECIPE)}
+
+    def train(self, idx: np.ndarray, seed: int) -> nn.Module:
+        """A model trained on pool samples ``idx`` (cached on disk)."""
+        model = make_model(self.args.arch, self.shape, self.classes, seed=seed)
+        path = self.cache / f"model-{_key(**self.base, idx=idx.tolist(), seed=seed)}.pt"
+        if path.exists():
+            model.load_state_dict(torch.load(path))
+            return model.eval()
+        t = torch.as_tensor(idx)
+        fit(model, self.x[t], self.y[t], CrossEntropy().loss, RECIPE, make_generator(seed, CPU))
+        torch.save(model.state_dict(), path)
+        return model.eval()
+
+    def signals(self, model: nn.Module) -> np.ndarray:
+        """Logit-scaled confidences ``(n, QUERIES)`` on the pool (identity + 1-px shifts)."""
+        logits = predict_logits(model, self.x, views=lambda b: query_views(b, QUERIES, False))
+        return logit_scaled_confidence(logits.numpy(), self.y.numpy()[:, None])
+
+    def shadow_bank(self) -> tuple[np.ndarray, np.ndarray]:
+        keep = make_keep_matrix(self.args.shadows, len(self.x), seed=12345)
+        sig = [self.signals(self.train(np.flatnonzero(k), 50_000 + i)) for i, k in enumerate(keep)]
+        return np.stack(sig), keep
+
+
+def _split(n: int, seed: int, frac: float) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    members = rng.permutation(n)[: n // 2]
+    forget = np.sort(rng.permutation(members)[: int(round(frac * members.size))])
+    return {
+        "members": np.sort(members),
+        "forget": forget,
+        "retain": np.setdiff1d(members, forget),
+        "nonmembers": np.setdiff1d(np.arange(n), members),
+    }
+
+
+def run_seed(
+    b: Bench, seed: int, methods: list[tuple[str, str, dict[str, Any]]], shadow: Any
+) -> list[dict[str, Any]]:
+    sig_shadow, keep = shadow
+    sp = _split(len(b.x), seed, 0.1)
+    original = b.train(sp["members"], 1000 + seed)
+    f, r = torch.as_tensor(sp["forget"]), torch.as_tensor(sp["retain"])
+    nm = torch.as_tensor(sp["nonmembers"])
+    fn_idx = np.concatenate([sp["forget"], sp["nonmembers"]])
+    is_forget = np.concatenate(
+        [np.ones(sp["forget"].size, bool), np.zeros(sp["nonmembers"].size, bool)]
+    )
+    rows: list[dict[str, Any]] = []
+    ref_scores: np.ndarray | None = None
+    for label, name, params in methods:
+        method = unlearners.create(name, **params)
+        gen = make_generator(seed * 1_000_003 + zlib.crc32(label.encode()) % 1_000_003, CPU)
+        t0 = time.perf_counter()
+        try:
+            model = method.unlearn(
+                original,
+                (b.x[f], b.y[f]),
+                (b.x[r], b.y[r]),
+                objective=CrossEntropy(),
+                recipe=RECIPE,
+                generator=gen,
+                reference=b.ref,
+            )
+        except Exception as exc:  # a failed method is a row, not a crash
+            rows.append({"label": label, "seed": seed, "error": f"{type(exc).__name__}: {exc}"})
+            print(f"  seed {seed} {label}: FAILED {exc}", file=sys.stderr)
+            continue
+        seconds = time.perf_counter() - t0
+        scores = lira(b.signals(model), sig_shadow, keep, online=True, fixed_variance=True)
+        s = scores[fn_idx]
+        row = {
+            "label": label,
+            "seed": seed,
+            "params": params,
+            "seconds": seconds,
+            "forget_acc": accuracy(model, b.x[f], b.y[f]),
+            "retain_acc": accuracy(model, b.x[r], b.y[r]),
+            "test_acc": accuracy(model, b.x[nm], b.y[nm]),
+            "auc": roc_metrics(s, is_forget)["auc"],
+        }
+        if ref_scores is None:  # the first method is retrain: the reference
+            ref_scores = s
+        d = auc_difference_ci(s, ref_scores, is_forget, n_boot=1000, seed=seed)
+        row["dauc_low"], row["dauc_high"] = d["low"], d["high"]
+        rows.append(row)
+        print(
+            f"  seed {seed} {label:<30} f {row['forget_acc']:.3f} r {row['retain_acc']:.3f} "
+            f"t {row['test_acc']:.3f} auc {row['auc']:.3f} [{d['low']:+.3f},{d['high']:+.3f}] "
+            f"{seconds:.1f}s",
+            file=sys.stderr,
+        )
+    return rows
+
+
+def _pm(values: list[float], fmt: str = "{:.3f}") -> str:
+    if not values:
+        return "—"
+    a = np.asarray(values, float)
+    return (fmt + " ± " + fmt).format(a.mean(), a.std(ddof=1) if a.size > 1 else 0.0)
+
+
+def table(rows: list[dict[str, Any]], labels: list[str]) -> str:
+    """Markdown: absolute metrics, gaps to retrain (paired per seed), time ratio."""
+    ref = {r["seed"]: r for r in rows if r["label"] == "retrain" and "error" not in r}
+    head = (
+        "| method | forget acc | retain acc | test acc | LiRA AUC forget/non-member "
+        "| Δforget acc | Δretain acc | Δtest acc | ΔAUC | CI ∋ 0 | seconds | × retrain time |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+    )
+    lines = []
+    for label in labels:
+        ok = [r for r in rows if r["label"] == label and "error" not in r and r["seed"] in ref]
+        failed = [r for r in rows if r["label"] == label and "error" in r]
+        if not ok:
+            lines.append(
+                f"| {label} | failed: {failed[0]['error'][:60] if failed else '?'} |" + " |" * 10
+            )
+            continue
+
+        def gap(key: str, group: list[dict[str, Any]] = ok) -> list[float]:
+            return [r[key] - ref[r["seed"]][key] for r in group]
+
+        inside = sum(r["dauc_low"] <= 0 <= r["dauc_high"] for r in ok)
+        ratio = [r["seconds"] / ref[r["seed"]]["seconds"] for r in ok]
+        cells = [
+            _pm([r["forget_acc"] for r in ok]),
+            _pm([r["retain_acc"] for r in ok]),
+            _pm([r["test_acc"] for r in ok]),
+            _pm([r["auc"] for r in ok]),
+            _pm(gap("forget_acc"), "{:+.3f}"),
+            _pm(gap("retain_acc"), "{:+.3f}"),
+            _pm(gap("test_acc"), "{:+.3f}"),
+            _pm(gap("auc"), "{:+.3f}"),
+            f"{inside}/{len(ok)}",
+            _pm([r["seconds"] for r in ok], "{:.1f}"),
+            _pm(ratio, "{:.3f}"),
+        ]
+        note = f" ({len(failed)} failed)" if failed else ""
+        lines.append(f"| {label}{note} | " + " | ".join(cells) + " |")
+    return head + "\n".join(lines) + "\n"
+
+
+def _methods(grid: str | None) -> list[tuple[str, str, dict[str, Any]]]:
+    if not grid:
+        return DEFAULT_METHODS
+    spec = json.loads(Path(grid).read_text())
+    return [("retrain", "retrain", {})] + [(k, v[0], v[1]) for k, v in spec.items()]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--limit", type=int, default=4000, help="pool size (first N after --offset)")
+    ap.add_argument("--offset", type=int, default=0, help="start of the pool in Fashion-MNIST")
+    ap.add_argument(
+        "--reference", type=int, default=1000, help="third-party samples after the pool"
+    )
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--shadows", type=int, default=16)
+    ap.add_argument("--arch", default="mlp")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--grid", help="JSON {label: [method, params]} instead of the default list")
+    ap.add_argument("--cache", default="/tmp/unlearners-bench-cache")
+    ap.add_argument("--out", default="benchmarks/results/unlearners.txt")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    t_start = time.perf_counter()
+    b = Bench(args)
+    print(f"pool {len(b.x)} (offset {args.offset}), reference {len(b.ref[0])}", file=sys.stderr)
+    shadow = b.shadow_bank()
+    methods = _methods(args.grid)
+    rows: list[dict[str, Any]] = []
+    for seed in args.seeds:
+        rows += run_seed(b, seed, methods, shadow)
+    total = time.perf_counter() - t_start
+    labels = list(dict.fromkeys(label for label, _, _ in methods))
+    header = (
+        f"# unlearners benchmark: fashion-mnist pool {len(b.x)} (offset {args.offset}), "
+        f"{args.arch}, {RECIPE.epochs} epochs, 10% random forget, {args.shadows} shadows, "
+        f"seeds {args.seeds}\n# {platform.platform()}, torch {torch.__version__}, "
+        f"{args.threads} thread(s); total {total / 60:.1f} min\n"
+        f"# command: {' '.join(sys.argv)}\n\n"
+    )
+    text = header + table(rows, labels) + "\n## raw rows\n\n" + json.dumps(rows, indent=1) + "\n"
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(text)
+    print(header + table(rows, labels))
+
+
+if __name__ == "__main__":
+    main()

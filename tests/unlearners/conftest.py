@@ -1,0 +1,46 @@
+"""Tiny trained models shared by the unlearner tests (built once for the package)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from learning import CrossEntropy, make_generator, make_model
+from learning.train import fit
+from tests.unlearners.helpers import CPU, TRAIN, NoisyViews, Setup, make_data, split
+
+
+@pytest.fixture(scope="package", autouse=True)
+def one_thread():
+    """These tests run many tiny models: one thread is faster than two (no OpenMP
+    hand-offs, no spinning on a loaded machine). The previous setting is restored."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="package")
+def classifier(one_thread: None) -> Setup:
+    x, y = make_data(0)
+    forget, retain, reference = split(x, y)
+    model = make_model("mlp", (1, 8, 8), 3, seed=0, width=64)
+    xm, ym = torch.cat([forget[0], retain[0]]), torch.cat([forget[1], retain[1]])
+    fit(model, xm, ym, CrossEntropy().loss, TRAIN, make_generator(0, CPU))
+    return Setup(model, CrossEntropy(), forget, retain, reference)
+
+
+@pytest.fixture(scope="package")
+def encoder(one_thread: None) -> Setup:
+    x, y = make_data(1)
+    forget, retain, reference = split(x, y)
+    model = make_model("mlp", (1, 8, 8), 8, seed=1, width=64)
+    objective = NoisyViews()
+    xm, ym = torch.cat([forget[0], retain[0]]), torch.cat([forget[1], retain[1]])
+    fit(model, xm, ym, objective.loss, TRAIN, make_generator(1, CPU))
+    return Setup(model, objective, forget, retain, reference)
+
+
+@pytest.fixture(scope="package")
+def setups(classifier: Setup, encoder: Setup) -> dict[str, Setup]:
+    return {"supervised": classifier, "contrastive": encoder}

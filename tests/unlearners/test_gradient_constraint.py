@@ -1,0 +1,126 @@
+"""gradient_constraint: per-sample norms, double backward, penalty and its effect."""
+
+import copy
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from learning import make_generator
+from tests.unlearners.helpers import CPU, run
+from unlearners import UnlearnerError, create
+from unlearners._contrastive import nt_xent_single
+from unlearners.gradient_constraint import (
+    contrastive_grad_norms,
+    penalty_term,
+    supervised_grad_norms,
+)
+
+
+def _loop_norms(model, losses):
+    """Plain autograd: one backward per sample, graph kept for a second derivative."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    out = []
+    for loss in losses:
+        grads = torch.autograd.grad(loss, params, create_graph=True)
+        out.append(torch.sqrt(sum((g**2).sum() for g in grads)))
+    return torch.stack(out)
+
+
+def test_supervised_norms_match_a_plain_loop_and_their_gradient_too(classifier):
+    model = copy.deepcopy(classifier.model)
+    x, y = classifier.forget
+    fast = supervised_grad_norms(model, x, y, make_generator(0, CPU), True)
+    slow = _loop_norms(
+        model, [F.cross_entropy(model(x[i : i + 1]), y[i : i + 1]) for i in range(len(x))]
+    )
+    torch.testing.assert_close(fast, slow, rtol=1e-4, atol=1e-6)
+    # the penalty is differentiated through the norms (double backward): same gradient
+    params = [p for p in model.parameters()]
+    g_fast = torch.autograd.grad(((fast - 1.0) ** 2).mean(), params)
+    g_slow = torch.autograd.grad(((slow - 1.0) ** 2).mean(), params)
+    for a, b in zip(g_fast, g_slow, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-6)
+    assert any(g.abs().sum() > 0 for g in g_fast)
+
+
+def test_contrastive_norms_match_a_plain_loop(encoder):
+    model = copy.deepcopy(encoder.model)
+    obj = encoder.objective
+    x, y = encoder.forget
+    fast = contrastive_grad_norms(obj)(model, x, y, make_generator(5, CPU), True)
+    v1, v2 = obj.views(x, make_generator(5, CPU))  # the same draws as inside
+    n = len(x)
+    with torch.no_grad():
+        feats = torch.cat([model(v1), model(v2)])
+    losses = []
+    for i in range(n):
+        keep = torch.ones(2 * n, dtype=torch.bool)
+        keep[[i, n + i]] = False
+        z1, z2 = model(v1[i : i + 1])[0], model(v2[i : i + 1])[0]
+        losses.append(nt_xent_single(z1, z2, feats[keep], obj.temperature))
+    torch.testing.assert_close(fast, _loop_norms(model, losses), rtol=1e-4, atol=1e-6)
+
+
+def test_penalty_golden_values():
+    ln = math.log
+    g = torch.tensor([1.0, 4.0])
+    assert penalty_term(g, 2.0).item() == pytest.approx((ln(0.5) ** 2 + ln(2.0) ** 2) / 2)
+    # sorted pairing with the nearest order statistics of the reference at 1/4 and 3/4
+    ref = torch.tensor([8.0, 0.5, 2.0, 16.0])  # sorted 0.5, 2, 8, 16: picks 2 and 8
+    expected = (ln(1.0 / 2.0) ** 2 + ln(4.0 / 8.0) ** 2) / 2
+    assert penalty_term(torch.tensor([4.0, 1.0]), ref).item() == pytest.approx(expected)
+    # invariant to the order of the forget batch, zero on identical distributions
+    assert penalty_term(torch.tensor([2.0, 5.0]), torch.tensor([5.0, 2.0])).item() == 0.0
+
+
+def test_matched_needs_reference(classifier):
+    with pytest.raises(UnlearnerError, match="needs non-member reference data"):
+        run("gradient_constraint", classifier, reference=False, variant="matched")
+    with pytest.raises(UnlearnerError, match="variant must be one of"):
+        create("gradient_constraint", variant="other")
+
+
+def _log_norm(model, data):
+    """Mean log per-sample gradient norm (the scale the penalty works in)."""
+    return supervised_grad_norms(model, *data, make_generator(0, CPU), False).log().mean().item()
+
+
+@pytest.mark.parametrize("variant", ["member_only", "matched"])
+def test_unlearning_moves_forget_norms_to_their_target(classifier, variant):
+    s = classifier
+    before = _log_norm(s.model, s.forget)
+    target = _log_norm(s.model, s.reference) if variant == "matched" else math.log(2.0)
+    assert target > before + 1.0  # members fit better: the penalty has work to do
+    out = run("gradient_constraint", s, variant=variant, target_norm=2.0, epochs=20)
+    after = _log_norm(out, s.forget)
+    assert abs(after - target) < 0.5 * abs(before - target), (before, after, target)
+
+
+def test_contrastive_gradient_constraint_runs_matched(encoder):
+    out = run("gradient_constraint", encoder, variant="matched")
+    assert all(torch.isfinite(v).all() for v in out.state_dict().values())
+
+
+def test_head_scope_norms_match_a_plain_loop_over_the_head(classifier):
+    model = copy.deepcopy(classifier.model)
+    x, y = classifier.forget
+    fast = supervised_grad_norms(model, x, y, make_generator(0, CPU), True, scope="head")
+    head = list(model[-1].parameters())
+    slow = []
+    for i in range(len(x)):
+        loss = F.cross_entropy(model(x[i : i + 1]), y[i : i + 1])
+        grads = torch.autograd.grad(loss, head, create_graph=True)
+        slow.append(torch.sqrt(sum((g**2).sum() for g in grads)))
+    torch.testing.assert_close(fast, torch.stack(slow), rtol=1e-4, atol=1e-6)
+    # the penalty still reaches the body: the head's gradient depends on the features
+    body_grad = torch.autograd.grad(fast.sum(), model[1].weight)[0]
+    assert body_grad.abs().sum() > 0
+
+
+def test_one_sided_penalty_ignores_norms_above_the_target():
+    g = torch.tensor([0.5, 2.0, 8.0])
+    expected = math.log(2.0 / 0.5) ** 2 / 3
+    assert penalty_term(g, 2.0, one_sided=True).item() == pytest.approx(expected)
+    assert penalty_term(torch.tensor([3.0, 9.0]), 2.0, one_sided=True).item() == 0.0
