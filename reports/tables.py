@@ -214,7 +214,7 @@ def low_fpr_note(results: dict[str, Any], tables: list[dict[str, Any]]) -> str:
 
 
 def forgetting_rows(results: dict[str, Any]) -> list[dict[str, str]]:
-    """One row per model with ``forget_quality`` and ``epsilon_median``."""
+    """One row per model: forget quality, median epsilon, U-LiRA AUC (or the bank's error)."""
     rows = []
     for model, raw in as_dict(results.get("forgetting")).items():
         entry = as_dict(raw)
@@ -223,6 +223,9 @@ def forgetting_rows(results: dict[str, Any]) -> list[dict[str, str]]:
                 "model": model,
                 "forget_quality": fmt_general(entry.get("forget_quality")),
                 "epsilon_median": fmt_fixed(entry.get("epsilon_median"), 2),
+                "ulira_auc": fmt_fixed(entry.get("ulira_auc"), 3),
+                "ulira_ci": fmt_interval(entry.get("ulira_auc_ci"), 3),
+                "error": str(entry.get("error") or ""),
             }
         )
     return rows
