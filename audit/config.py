@@ -160,7 +160,8 @@ class ContrastiveConfig:
             (logit-scaled confidence of a linear probe on the representation).
         views: Augmented query views per sample (``instance`` and ``encodermi``).
         epochs: Training epochs of an encoder; 0 = ``train.epochs``.
-        batch_size: Batch size of an encoder; 0 = ``train.batch_size``.
+        batch_size: Batch size of an encoder (SimCLR's negatives are the rest of the
+            batch); 0 = ``train.batch_size``.
         lr: Peak learning rate of an encoder; 0 = ``train.lr``.
         knn_k: Neighbours of the weighted kNN utility.
     """
@@ -170,10 +171,10 @@ class ContrastiveConfig:
     proj_dim: int = 64
     momentum: float = 0.99
     queue_size: int = 0
-    signal: str = "encodermi"
+    signal: str = "instance"
     views: int = 10
     epochs: int = 0
-    batch_size: int = 0
+    batch_size: int = 128
     lr: float = 0.0
     knn_k: int = 20
 

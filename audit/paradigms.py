@@ -52,6 +52,10 @@ class Paradigm(Protocol):
         """Utility on forget, retain and non-members (the ``utility`` of results.json)."""
         ...
 
+    def signal_description(self) -> str:
+        """One phrase naming the membership signal (for results.json and the report)."""
+        ...
+
 
 class Supervised:
     """Classifiers trained with cross-entropy; signal = logit-scaled confidence."""
@@ -60,6 +64,9 @@ class Supervised:
 
     def recipe(self, train: Recipe) -> Recipe:
         return train
+
+    def signal_description(self) -> str:
+        return "the model's logit-scaled confidence in the true label"
 
     def objective(self, ds: Dataset, recipe: Recipe) -> Objective:
         aug = Augment(default_padding(ds.shape[1]), ds.flippable) if recipe.augment else None

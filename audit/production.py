@@ -132,6 +132,11 @@ class Producer:
             )
         return model.to(self.device)
 
+    @property
+    def n_views(self) -> int:
+        """Query views per sample (``attack.queries``; 0 = identity only without augmentation)."""
+        return self.cfg.attack.queries or (5 if self.cfg.train.augment else 1)
+
     def signals_of(self, model: nn.Module) -> np.ndarray:
         """The paradigm's membership signal on every pool sample, ``(n, views)``."""
         n_views = self.cfg.attack.queries or (5 if self.cfg.train.augment else 1)
@@ -172,7 +177,7 @@ class Producer:
             return model, {"seconds": time.perf_counter() - t0}
 
         model, meta, sig, _ = cached(
-            self._store(), label, key, self.new_model(seed), produce, self.signals_of
+            self._store(), label, key, self.new_model(seed), produce, self.signals_of, self.n_views
         )
         return model, meta, sig, key
 
@@ -247,7 +252,7 @@ class Producer:
 
         try:
             model, meta, sig, hit = cached(
-                self._store(), name, key, self.new_model(0), produce, self.signals_of
+                self._store(), name, key, self.new_model(0), produce, self.signals_of, self.n_views
             )
         except Exception as exc:  # a method's failure is recorded, the audit goes on
             self.log(f"  {name}: FAILED ({type(exc).__name__}: {exc})")
@@ -291,7 +296,8 @@ class Producer:
 
         supported = isinstance(self.objective, CrossEntropy)
         auto_ok = supported and self.inputs.model_factory is None
-        size = sum(p.numel() for p in self.new_model(0).parameters()) if auto_ok else 0
+        probe = auto_ok and self.device.type == "cuda" and self.cfg.attack.engine == "auto"
+        size = sum(p.numel() for p in self.new_model(0).parameters()) if probe else 0
         engine = resolve_engine(
             self.cfg.attack.engine, self.device, batchable=auto_ok, n_params=size
         )
@@ -382,7 +388,13 @@ class Producer:
                 return model, {"seconds": time.perf_counter() - t0}
 
             _, _, sig, _ = cached(
-                self._store(), f"ulira-{name}", key, self.new_model(0), produce, self.signals_of
+                self._store(),
+                f"ulira-{name}",
+                key,
+                self.new_model(0),
+                produce,
+                self.signals_of,
+                self.n_views,
             )
             if not np.isfinite(sig).all():
                 raise ValueError(f"shadow {k} diverged (non-finite outputs) after unlearning")

@@ -110,15 +110,20 @@ def cached(
     model: nn.Module,
     produce: Callable[[], tuple[nn.Module, dict[str, Any]]],
     signals_of: Callable[[nn.Module], np.ndarray],
+    n_views: int | None = None,
 ) -> tuple[nn.Module, dict[str, Any], np.ndarray, bool]:
     """Load ``label-key`` into ``model`` if cached, else ``produce`` it and cache it.
 
+    The cached signals are reused when they have ``n_views`` query views (or always when
+    ``n_views`` is None); a changed query set recomputes the signals only.
     Returns the model, its metadata, its signals and whether it came from the cache.
     """
     if store.has(label, key):
         meta, signals = store.load(label, key, model)
+        if n_views is not None and signals.ndim == 2 and signals.shape[1] == n_views:
+            return model, meta, signals, True
         fresh = signals_of(model)
-        if fresh.shape != signals.shape:  # the query set changed: refresh the signals only
+        if fresh.shape != signals.shape or n_views is None:
             store.save(label, key, model, meta, fresh)
             signals = fresh
         return model, meta, signals, True

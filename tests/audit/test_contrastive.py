@@ -16,6 +16,16 @@ from learning.contrastive import MoCo, SimCLR
 from learning.data import Dataset
 from learning.probe import encodermi_similarity
 
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors: one torch thread avoids thread hand-off costs on shared cores."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 DIGITS = load_dataset("digits", limit=120)
 
 
@@ -23,7 +33,9 @@ def test_config_table_and_its_errors():
     cfg = from_dict({"paradigm": "contrastive", "contrastive": {"method": "moco", "epochs": 5}})
     p = get_paradigm("contrastive", cfg)
     assert isinstance(p, Contrastive) and p.settings.method == "moco"
-    assert p.recipe(cfg.train) == Recipe(**{**cfg.train.to_dict(), "epochs": 5})
+    assert p.recipe(cfg.train) == Recipe(**{**cfg.train.to_dict(), "epochs": 5, "batch_size": 128})
+    keep = Contrastive(ContrastiveConfig(batch_size=0))
+    assert keep.recipe(cfg.train) == cfg.train  # 0 keeps [train]
     assert from_dict({}).contrastive == ContrastiveConfig()  # supervised configs are unchanged
     with pytest.raises(ConfigError, match=r"\[contrastive\].*method must be"):
         from_dict({"contrastive": {"method": "byol"}})
@@ -35,7 +47,9 @@ def test_objective_model_size_and_moco_queue():
     p = Contrastive(ContrastiveConfig(proj_dim=16))
     assert p.num_outputs(DIGITS) == 16
     assert isinstance(p.objective(DIGITS, Recipe()), SimCLR)
-    moco = Contrastive(ContrastiveConfig(method="moco")).objective(DIGITS, Recipe(batch_size=8))
+    moco = Contrastive(ContrastiveConfig(method="moco", batch_size=0)).objective(
+        DIGITS, Recipe(batch_size=8)
+    )
     assert isinstance(moco, MoCo) and moco.queue_size == 24  # a quarter of 120, whole batches
     assert callable(getattr(moco, "views", None))  # what contrastive unlearners call
 
@@ -132,3 +146,64 @@ def test_run_audit_end_to_end_on_an_encoder(tmp_path):
     assert set(r["verdicts"]) >= {"noop", "retrain", "finetune"}
     with np.load(tmp_path / "run" / "signals.npz") as z:
         assert z["signals"].shape[1:] == (200, 1) and np.isfinite(z["signals"]).all()
+
+
+@pytest.mark.parametrize("method", ["simclr", "moco"])
+def test_every_contrastive_unlearner_runs_on_the_objective(method):
+    import copy
+
+    import unlearners
+    from learning import fit, make_generator
+
+    cpu = torch.device("cpu")
+    ds = load_dataset("digits", limit=48)
+    p = Contrastive(ContrastiveConfig(method=method, proj_dim=8))
+    recipe = Recipe(epochs=1, batch_size=16, lr=0.05)
+    obj = p.objective(ds, recipe)
+    model = make_model("mlp", ds.shape, 8, seed=0, width=16)
+    fit(model, ds.x, ds.y, obj.loss, recipe, make_generator(0, cpu))
+    before = copy.deepcopy(model.state_dict())
+    names = [n for n in unlearners.available() if "contrastive" in unlearners.get(n).paradigms]
+    assert {"finetune", "gradient_ascent", "retrain", "noop"} <= set(names)
+    for name in names:
+        out = unlearners.create(name).unlearn(
+            model,
+            (ds.x[:8], ds.y[:8]),
+            (ds.x[8:32], ds.y[8:32]),
+            objective=obj,
+            recipe=recipe,
+            generator=make_generator(1, cpu),
+            reference=(ds.x[32:], ds.y[32:]),
+        )
+        z = out(ds.x)
+        assert z.shape == (48, 8) and torch.isfinite(z).all(), name
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k])
+
+
+@pytest.mark.xfail(
+    reason="needs the lead's Producer change: get_paradigm(cfg.paradigm, cfg) and training "
+    "with paradigm.recipe(cfg.train) (see docs/contrastive.md)",
+    strict=False,
+)
+def test_the_producer_reads_the_contrastive_table():
+    from audit.production import AuditInputs, Producer
+
+    cfg = from_dict(
+        {
+            "paradigm": "contrastive",
+            "data": {"limit": 60},
+            "contrastive": {"proj_dim": 12, "epochs": 3},
+        }
+    )
+    p = Producer(cfg, AuditInputs(), progress=False, log=lambda m: None)
+    assert getattr(p.paradigm, "settings", None) == cfg.contrastive
+    p.load()
+    assert p.new_model(0)(p.x[:2]).shape == (2, 12)
+    assert p.base["recipe"]["epochs"] == 3 and p.base["recipe"]["batch_size"] == 128
+
+
+def test_signal_descriptions_name_the_signal():
+    assert "logit-scaled confidence" in get_paradigm("supervised").signal_description()
+    for signal, word in (("instance", "instance"), ("encodermi", "EncoderMI"), ("probe", "probe")):
+        assert word in Contrastive(ContrastiveConfig(signal=signal)).signal_description()
