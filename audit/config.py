@@ -155,7 +155,7 @@ class ContrastiveConfig:
             between one batch and 4096).
         signal: Membership signal the attacks calibrate: ``instance`` (logit-scaled
             confidence of instance discrimination: a sample's ``views`` augmentations
-            against a fixed bank of other pool samples), ``encodermi`` (atanh of the mean
+            against a fixed bank of other pool samples), ``encodermi`` (the mean
             pairwise cosine similarity of the ``views`` augmentations) or ``probe``
             (logit-scaled confidence of a linear probe on the representation).
         views: Augmented query views per sample (``instance`` and ``encodermi``).

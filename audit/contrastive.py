@@ -17,9 +17,9 @@ What the pipeline asks a paradigm (:class:`audit.paradigms.Paradigm`), for an en
     augmentations of a sample against a fixed bank of other pool samples; on
     the Fashion-MNIST benchmark it gives LiRA the most power.
   - ``encodermi``: EncoderMI's (Liu et al. 2021) mean pairwise cosine
-    similarity of the projections of ``views`` augmentations, through ``atanh``
-    (Fisher's z: it spreads the values bunched below 1 towards the Gaussian
-    shape LiRA assumes).
+    similarity of the projections of ``views`` augmentations, as it is: its
+    ``atanh`` (:func:`fisher_z`) did not make the shadow distributions any
+    more Gaussian nor LiRA any stronger on the benchmark (docs/contrastive.md).
   - ``probe``: the logit-scaled confidence of a linear probe fitted on the
     representations of the whole pool (the same data for every model, so only
     the encoder differs).
@@ -56,12 +56,16 @@ from learning.views import ViewAugment, default_views
 
 QUERY_SEED = 20210706  # seed of EncoderMI's query augmentations (the same for every model)
 CHUNK = 256  # samples per chunk of query views; part of the query seed schedule
-EPS = 1e-6  # similarities are clipped to [-1 + EPS, 1 - EPS] before atanh
+EPS = 1e-6  # fisher_z clips similarities to [-1 + EPS, 1 - EPS]
 BANK = 1024  # pool samples whose projections serve as negatives of the instance signal
 
 
 def fisher_z(similarity: np.ndarray) -> np.ndarray:
-    """``atanh`` of similarities clipped into ``(-1, 1)`` (finite for a perfect 1)."""
+    """``atanh`` of similarities clipped into ``(-1, 1)`` (finite for a perfect 1).
+
+    Fisher's z-transform, the logit-like map of a similarity; measured against
+    the raw EncoderMI similarity in benchmarks/contrastive.py.
+    """
     return np.arctanh(np.clip(similarity.astype(np.float64), -1 + EPS, 1 - EPS)).astype(np.float32)
 
 
@@ -134,7 +138,7 @@ class Contrastive:
         return {
             "instance": f"the encoder's logit-scaled confidence of instance discrimination "
             f"({s.views} augmented views against a fixed bank of other samples)",
-            "encodermi": f"EncoderMI: atanh of the mean cosine similarity of the encoder's "
+            "encodermi": f"EncoderMI: the mean cosine similarity of the encoder's "
             f"projections of {s.views} augmented views",
             "probe": "the logit-scaled confidence of a linear probe on the encoder's "
             "representation in the true label",
@@ -151,7 +155,7 @@ class Contrastive:
         for j in range(n_views):
             feats = query_features(model, x, aug, s.views, QUERY_SEED + 7919 * j)
             if s.signal == "encodermi":
-                cols.append(fisher_z(encodermi_similarity(feats).numpy()))
+                cols.append(encodermi_similarity(feats).numpy())
             else:
                 bank = features(model, x[torch.as_tensor(rows, device=x.device)], projection)
                 cols.append(instance_logit(feats, bank.cpu(), own, s.temperature).numpy())

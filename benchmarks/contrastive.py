@@ -32,7 +32,7 @@ import attacks.registry as attack_registry  # noqa: E402
 import unlearners  # noqa: E402
 from attacks.metrics import roc_metrics  # noqa: E402
 from audit.config import AttackConfig, from_dict  # noqa: E402
-from audit.contrastive import Contrastive  # noqa: E402
+from audit.contrastive import Contrastive, fisher_z  # noqa: E402
 from audit.pipeline import run_audit  # noqa: E402
 from audit.plan import Plan, derive_seed  # noqa: E402
 from audit.production import AuditInputs, Producer, resolve_methods  # noqa: E402
@@ -120,9 +120,9 @@ def all_signals(
         sh = np.stack([para.signals(m, p.ds, p.x, 1) for m in shadows])
         per = (time.perf_counter() - t0) / len(shadows)
         out[name] = (sh, {k: para.signals(m, p.ds, p.x, 1) for k, m in targets.items()}, per)
-        if name == "encodermi":  # the raw mean cosine, before Fisher's z
-            sig = {k: np.tanh(v) for k, v in out[name][1].items()}
-            out["encodermi (raw cosine)"] = (np.tanh(sh), sig, per)
+        if name == "encodermi":  # the logit-like transform it could take: Fisher's z
+            sig = {k: fisher_z(v) for k, v in out[name][1].items()}
+            out["encodermi, atanh"] = (fisher_z(sh), sig, per)
     return out
 
 
