@@ -54,7 +54,7 @@ from learning.probe import (
 from learning.train import Objective, Recipe
 from learning.views import ViewAugment, default_views
 
-QUERY_SEED = 20210706  # seed of EncoderMI's query augmentations (the same for every model)
+QUERY_SEED = 20210706  # seed of the query augmentations (the same for every model)
 CHUNK = 256  # samples per chunk of query views; part of the query seed schedule
 EPS = 1e-6  # fisher_z clips similarities to [-1 + EPS, 1 - EPS]
 BANK = 1024  # pool samples whose projections serve as negatives of the instance signal
@@ -72,7 +72,7 @@ def fisher_z(similarity: np.ndarray) -> np.ndarray:
 def query_features(
     model: nn.Module, x: torch.Tensor, augment: ViewAugment, n_aug: int, seed: int = QUERY_SEED
 ) -> torch.Tensor:
-    """Projections ``(n, n_aug, d)`` of ``n_aug`` seeded augmentations of every image.
+    """Projections ``(n, n_aug, d)`` (on ``x``'s device) of ``n_aug`` seeded views of each image.
 
     Chunk ``k`` of :data:`CHUNK` images draws its views from a generator seeded
     with ``seed + k``, so the query images depend on ``seed`` and the data only:
@@ -85,7 +85,7 @@ def query_features(
         gen = torch.Generator().manual_seed(seed + k)
         params = augment.draw(xb.shape[0] * n_aug, gen, shape)
         views = augment.apply(xb.repeat_interleave(n_aug, 0), params)
-        out.append(features(model, views, projection).reshape(xb.shape[0], n_aug, -1).cpu())
+        out.append(features(model, views, projection).reshape(xb.shape[0], n_aug, -1))
     return torch.cat(out)
 
 
@@ -151,14 +151,14 @@ class Contrastive:
             return self._probe_signal(model, ds, x, n_views)
         aug, s = self.augment(ds), self.settings
         rows, own = negative_bank(x.shape[0])
+        bank = features(model, x[torch.as_tensor(rows, device=x.device)], projection)
         cols = []
         for j in range(n_views):
             feats = query_features(model, x, aug, s.views, QUERY_SEED + 7919 * j)
             if s.signal == "encodermi":
-                cols.append(encodermi_similarity(feats).numpy())
+                cols.append(encodermi_similarity(feats).cpu().numpy())
             else:
-                bank = features(model, x[torch.as_tensor(rows, device=x.device)], projection)
-                cols.append(instance_logit(feats, bank.cpu(), own, s.temperature).numpy())
+                cols.append(instance_logit(feats, bank, own, s.temperature).cpu().numpy())
         return np.stack(cols, axis=1)
 
     def _probe_signal(

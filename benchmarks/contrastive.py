@@ -223,6 +223,13 @@ def model_table(r: dict[str, Any]) -> list[str]:
     return rows
 
 
+def trained_seconds(run: Path) -> float:
+    """Seconds recorded by every model in the run's cache (what a cold run spends training)."""
+    import json
+
+    return sum(json.loads(f.read_text()).get("seconds", 0.0) for f in run.glob("models/*.json"))
+
+
 def _settings_reach_the_producer(cfg: Any) -> None:
     """Make the Producer read ``[contrastive]`` even where it builds the paradigm without cfg."""
     import audit.production as production
@@ -268,7 +275,9 @@ def main() -> None:
         f"# SimCLR (T={p.paradigm.settings.temperature}), arch {a.arch}, "  # type: ignore[attr-defined]
         f"{a.epochs} epochs, batch {a.batch_size}, SGD lr {a.lr}; {a.shadows} shadows; "
         f"verdict signal: {a.signal}",
-        f"# audit took {audit_s:.0f}s; controls separated: {r['controls']['separated']} "
+        f"# audit took {audit_s:.0f}s (models trained or unlearned for it, cached runs "
+        f"included: {trained_seconds(a.run):.0f}s); controls separated: "
+        f"{r['controls']['separated']} "
         f"{r['controls'].get('reasons', [])}",
         "",
         "## Encoders (linear probe / kNN on the representation; threshold AUC of the raw "

@@ -161,7 +161,11 @@ def encodermi_similarity(feats: torch.Tensor) -> torch.Tensor:
 
 
 def instance_logit(
-    feats: torch.Tensor, bank: torch.Tensor, own: torch.Tensor, temperature: float
+    feats: torch.Tensor,
+    bank: torch.Tensor,
+    own: torch.Tensor,
+    temperature: float,
+    chunk: int = 256,
 ) -> torch.Tensor:
     """Logit-scaled confidence of instance discrimination, per sample.
 
@@ -182,12 +186,18 @@ def instance_logit(
         bank: ``(m, d)`` features of the negatives.
         own: ``(n,)`` bank row of each sample itself (left out), ``-1`` if not in the bank.
         temperature: ``T``.
+        chunk: Samples per block of the computation (float64, on ``feats``' device).
     """
-    n, a, _ = feats.shape
-    u = F.normalize(feats.double(), dim=2)
-    total = u.sum(1)
-    pos = ((total * total).sum(1) - (u * u).sum((1, 2))) / (a * (a - 1)) / temperature
-    neg = torch.einsum("nad,md->nam", u, F.normalize(bank.double(), dim=1)) / temperature
-    rows = torch.nonzero(own >= 0).flatten()
-    neg[rows, :, own[rows]] = float("-inf")
-    return (pos - torch.logsumexp(neg, dim=2).mean(1)).float()
+    a = feats.shape[1]
+    b = F.normalize(bank.double(), dim=1)
+    out = []
+    for start in range(0, feats.shape[0], chunk):  # bounded memory: (chunk, A, m)
+        u = F.normalize(feats[start : start + chunk].double(), dim=2)
+        total = u.sum(1)
+        pos = ((total * total).sum(1) - (u * u).sum((1, 2))) / (a * (a - 1)) / temperature
+        neg = torch.einsum("nad,md->nam", u, b) / temperature
+        o = own[start : start + chunk].to(u.device)
+        rows = torch.nonzero(o >= 0).flatten()
+        neg[rows, :, o[rows]] = float("-inf")
+        out.append((pos - torch.logsumexp(neg, dim=2).mean(1)).float())
+    return torch.cat(out)

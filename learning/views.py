@@ -64,6 +64,7 @@ class ViewParams:
         return ViewParams(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
 
     def to(self, device: torch.device) -> ViewParams:
+        """The parameters on ``device``."""
         return ViewParams(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
 
 

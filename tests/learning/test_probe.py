@@ -119,3 +119,11 @@ def test_instance_logit_matches_a_plain_loop():
         expected.append(sum(logits) / len(logits))
     got = instance_logit(feats, bank, own, t)
     torch.testing.assert_close(got, torch.tensor(expected), rtol=1e-5, atol=1e-5)
+
+
+def test_instance_logit_does_not_depend_on_the_chunk_size():
+    g = torch.Generator().manual_seed(4)
+    feats, bank = torch.randn(10, 3, 4, generator=g), torch.randn(7, 4, generator=g)
+    own = torch.tensor([0, -1, 1, -1, 2, -1, 3, 4, 5, 6])
+    whole = instance_logit(feats, bank, own, 0.2)
+    torch.testing.assert_close(instance_logit(feats, bank, own, 0.2, chunk=3), whole)
