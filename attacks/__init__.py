@@ -5,7 +5,12 @@ Convention everywhere: higher score = more likely a member.
 """
 
 from attacks.baselines import loss_attack
-from attacks.epsilon import forget_quality, per_example_epsilon, signals_by_side
+from attacks.epsilon import (
+    forget_quality,
+    forget_quality_points,
+    per_example_epsilon,
+    signals_by_side,
+)
 from attacks.leakage import retain_exposure_increase
 from attacks.lira import lira
 from attacks.metrics import auc_ci, auc_difference_ci, roc_curve, roc_metrics, tpr_at_fpr_ci
@@ -31,6 +36,7 @@ __all__ = [
     "confidence_attack",
     "entropy_attack",
     "forget_quality",
+    "forget_quality_points",
     "get",
     "lira",
     "logit_scaled_confidence",

@@ -51,7 +51,13 @@ import math
 
 import numpy as np
 
-__all__ = ["EPSILON_CAP", "forget_quality", "per_example_epsilon", "signals_by_side"]
+__all__ = [
+    "EPSILON_CAP",
+    "forget_quality",
+    "forget_quality_points",
+    "per_example_epsilon",
+    "signals_by_side",
+]
 
 #: The competition's cap on epsilon (also used for perfectly separated samples).
 EPSILON_CAP = 50.0
@@ -218,19 +224,18 @@ def signals_by_side(
     return out[0], out[1]
 
 
-def forget_quality(
+def forget_quality_points(
     eps: np.ndarray, *, n_models: int | None = None, bucket_width: float = 0.5
-) -> float:
-    """The competition's forgetting score F from per-example epsilons.
+) -> np.ndarray:
+    """Each sample's points of the competition's forgetting score (F is their mean).
 
-    Each sample earns ``2^-j`` points when its epsilon lies in bucket
-    ``j``, ``[j w, (j + 1) w)`` with ``w = bucket_width`` (0.5 in the
-    competition), and F is the mean over samples (1 = every sample
-    indistinguishable from retraining). The competition stops the buckets at
-    ``ceil(log(n_models - 1))`` (where ``n_models`` is the number of unlearned
-    models, its rough bound on estimable epsilon): a sample beyond the last
-    full bucket earns 0. Pass ``n_models`` to apply that cut-off; without it
-    the buckets never end (points ``2^-floor(eps / w)``, 0 for infinite eps).
+    A sample earns ``2^-j`` points when its epsilon lies in bucket ``j``,
+    ``[j w, (j + 1) w)`` with ``w = bucket_width`` (0.5 in the competition).
+    The competition stops the buckets at ``ceil(log(n_models - 1))`` (where
+    ``n_models`` is the number of unlearned models, its rough bound on
+    estimable epsilon): a sample beyond the last full bucket earns 0. Pass
+    ``n_models`` to apply that cut-off; without it the buckets never end
+    (points ``2^-floor(eps / w)``, 0 for infinite eps).
 
     Args:
         eps: Per-example epsilons ``(n,)``, non-negative (NaN not allowed).
@@ -238,7 +243,7 @@ def forget_quality(
         bucket_width: Width of the buckets, positive.
 
     Returns:
-        F in ``[0, 1]``.
+        Points ``(n,)`` in ``[0, 1]``.
 
     Raises:
         ValueError: On empty, NaN or negative epsilons or invalid parameters.
@@ -257,4 +262,19 @@ def forget_quality(
         max_eps = math.ceil(math.log(n_models - 1)) if n_models > 2 else 0
         n_buckets = int(math.floor(max_eps / bucket_width + 1e-9))
         points = np.where(bucket < n_buckets, points, 0.0)
+    return points
+
+
+def forget_quality(
+    eps: np.ndarray, *, n_models: int | None = None, bucket_width: float = 0.5
+) -> float:
+    """The competition's forgetting score F: the mean of :func:`forget_quality_points`.
+
+    1 = every sample indistinguishable from retraining; see
+    :func:`forget_quality_points` for the buckets and the ``n_models`` cut-off.
+
+    Raises:
+        ValueError: On empty, NaN or negative epsilons or invalid parameters.
+    """
+    points = forget_quality_points(eps, n_models=n_models, bucket_width=bucket_width)
     return float(points.mean())

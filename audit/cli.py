@@ -197,19 +197,31 @@ def audit(config_path: str | None, out: str, no_report: bool, quiet: bool, **opt
 
 def _print_summary(results: dict[str, Any]) -> None:
     attack = results["config"]["verdict"]["attack"]
-    click.echo(
-        f"\n{'model':<18}{'status':<14}{'test acc':>9}{'forget acc':>12}{'AUC ' + attack:>22}"
-    )
+    nan = float("nan")
+    rows = []
     for name, model in results["models"].items():
         util = model.get("utility") or {}
-        verdict = results["verdicts"].get(name, {}).get("status", "-")
         auc = results["attacks"].get(name, {}).get(attack, {}).get("forget_vs_nonmember", {})
-        click.echo(
-            f"{name:<18}{verdict:<14}"
-            f"{util.get('test_acc', float('nan')):>9.3f}"
-            f"{util.get('forget_acc', float('nan')):>12.3f}"
-            f"{auc.get('auc', float('nan')):>22.3f}"
+        fq = results.get("forgetting", {}).get(name, {}).get("forget_quality")
+        rows.append(
+            (
+                name,
+                results["verdicts"].get(name, {}).get("status", "-"),
+                f"{util.get('test_acc', nan):.3f}",
+                f"{util.get('forget_acc', nan):.3f}",
+                f"{auc.get('auc', nan):.3f}",
+                "-" if fq is None else f"{fq:.3f}",
+            )
         )
+    head = ("model", "status", "test acc", "forget acc", f"AUC {attack}", "forget quality")
+    widths = [max(len(r[j]) for r in [head, *rows]) for j in range(len(head))]
+    click.echo("")
+    for row in [head, *rows]:
+        cells = [
+            c.ljust(w) if j < 2 else c.rjust(w)
+            for j, (c, w) in enumerate(zip(row, widths, strict=True))
+        ]
+        click.echo("  ".join(cells).rstrip())
     controls = results["controls"]
     click.echo(f"controls separated: {'yes' if controls['separated'] else 'NO'}")
     for reason in controls["reasons"]:
@@ -242,8 +254,10 @@ def report(run_dir: str) -> None:
 
 
 from audit.attack_cmd import attack as _attack_cmd  # noqa: E402
+from audit.rank_cmd import rank as _rank_cmd  # noqa: E402
 
 main.add_command(_attack_cmd)
+main.add_command(_rank_cmd)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -129,16 +129,46 @@ class VerdictConfig:
     """How a verdict is reached (see docs/verdict.md).
 
     Attributes:
-        attack: The attack whose forget-vs-non-member AUC decides membership evidence.
-        level: Confidence level of the bootstrap interval of the AUC difference.
+        attack: The headline attack (first in the reasons; the report's ROC and the
+            retain-leakage check); always one of the verdict attacks.
+        attacks: Every attack whose forget-vs-non-member AUC must be indistinguishable
+            from the reference's (``attack`` is added if missing).
+        correction: ``bonferroni`` (each attack's interval at ``1 - (1 - level) / k``)
+            or ``none``.
+        level: Family-wise confidence level of the bootstrap intervals.
         n_boot: Bootstrap replicates.
         utility_tolerance: Largest allowed drop of test accuracy below the reference.
+        min_forget_quality: Absolute bar on U-LiRA's forget quality F in [0, 1];
+            0 = F must only not be below the retrain control's.
     """
 
     attack: str = "lira_online"
+    attacks: tuple[str, ...] = ("lira_online", "lira_offline", "rmia_online")
+    correction: str = "bonferroni"
     level: float = 0.95
     n_boot: int = 1000
     utility_tolerance: float = 0.05
+    min_forget_quality: float = 0.0
+
+    @property
+    def judged_by(self) -> tuple[str, ...]:
+        """The verdict attacks, the headline one first."""
+        return tuple(dict.fromkeys([self.attack, *self.attacks]))
+
+
+@dataclass(frozen=True)
+class DifficultyConfig:
+    """Per-sample difficulty and feasibility (needs ``attack.ulira``; docs/difficulty.md).
+
+    Attributes:
+        enabled: Learn the difficulty index on the U-LiRA banks and rank the forget set.
+        bar: Feasibility bar on the residual scale (0.5 = as if retrained, 1 = fitted
+            better than by every model that never saw the sample): a forget sample is
+            infeasible at the method's budget when its predicted residual exceeds it.
+    """
+
+    enabled: bool = True
+    bar: float = 0.75
 
 
 @dataclass(frozen=True)
@@ -209,6 +239,7 @@ class AuditConfig:
     attack: AttackConfig = field(default_factory=AttackConfig)
     verdict: VerdictConfig = field(default_factory=VerdictConfig)
     contrastive: ContrastiveConfig = field(default_factory=ContrastiveConfig)
+    difficulty: DifficultyConfig = field(default_factory=DifficultyConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Every resolved key, as plain TOML/JSON-compatible values."""
@@ -307,9 +338,22 @@ def _validate(cfg: AuditConfig) -> None:
         raise ConfigError(f"verdict.level must lie in (0.5, 1), got {v.level}")
     if v.n_boot < 100:
         raise ConfigError(f"verdict.n_boot must be >= 100, got {v.n_boot}")
+    if v.correction not in ("bonferroni", "none"):
+        raise ConfigError(
+            f"verdict.correction must be 'bonferroni' or 'none', got '{v.correction}'"
+        )
+    if not 0 <= v.min_forget_quality <= 1:
+        raise ConfigError(
+            f"verdict.min_forget_quality must lie in [0, 1], got {v.min_forget_quality}"
+        )
     if not 0 <= v.utility_tolerance <= 1:
         raise ConfigError(
             f"verdict.utility_tolerance must lie in [0, 1], got {v.utility_tolerance}"
+        )
+    if not 0 < cfg.difficulty.bar <= 1:
+        raise ConfigError(
+            f"difficulty.bar must lie in (0, 1] (a residual; 0.5 = as if retrained), "
+            f"got {cfg.difficulty.bar}"
         )
     if cfg.data.limit < 0:
         raise ConfigError(f"data.limit must be >= 0, got {cfg.data.limit}")

@@ -144,6 +144,15 @@ class Contrastive:
             "representation in the true label",
         }[s.signal]
 
+    def signal_settings(self) -> dict[str, object]:
+        s = self.settings
+        out: dict[str, object] = {"paradigm": self.name, "signal": s.signal}
+        if s.signal != "probe":
+            out.update(views=s.views, query_seed=QUERY_SEED, chunk=CHUNK)
+        if s.signal == "instance":
+            out.update(temperature=s.temperature, bank=BANK)
+        return out
+
     def signals(self, model: nn.Module, ds: Dataset, x: torch.Tensor, n_views: int) -> np.ndarray:
         """``(n, n_views)``: column ``j`` is the signal under query seed ``j``."""
         model.eval()

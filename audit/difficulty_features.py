@@ -71,8 +71,10 @@ def memorization(values: np.ndarray, keep: np.ndarray) -> np.ndarray:
     v = np.asarray(values, dtype=np.float64)
     k = np.asarray(keep)
     if k.dtype != np.bool_ or k.shape != v.shape or v.ndim != 2:
-        raise ValueError(f"need values (m, n) and boolean keep of the same shape, "
-                         f"got {v.shape} and {k.dtype} {k.shape}")
+        raise ValueError(
+            f"need values (m, n) and boolean keep of the same shape, "
+            f"got {v.shape} and {k.dtype} {k.shape}"
+        )
     n_in, n_out = k.sum(0), (~k).sum(0)
     if (n_in == 0).any() or (n_out == 0).any():
         raise ValueError("every sample needs at least one IN and one OUT shadow")

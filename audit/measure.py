@@ -84,7 +84,9 @@ def samples_csv(
     """One row per pool sample.
 
     Columns: index, id, label, split, ``signal.<model>``, ``<attack>.<model>``, then the
-    ``extra`` columns (full-length arrays; NaN is written as an empty cell).
+    ``extra`` columns (full-length arrays; NaN is written as an empty cell; an object
+    array of strings, e.g. ``flags.<method>``, is written as text, quoted by ``csv``
+    where it holds a comma or a quote).
     """
     split = plan.split_labels()
     cols: dict[str, np.ndarray] = {}
@@ -105,6 +107,11 @@ def samples_csv(
     return buf.getvalue()
 
 
-def _cell(value: float) -> str:
-    v = float(value)
-    return "" if np.isnan(v) else f"{v:.6g}"
+def _cell(value: object) -> str:
+    """A CSV cell: text as it is (csv quotes it as needed), NaN empty, whole numbers exact."""
+    if isinstance(value, str):
+        return value
+    v = float(value)  # type: ignore[arg-type]
+    if np.isnan(v):
+        return ""
+    return str(int(v)) if v.is_integer() and abs(v) < 1e15 else f"{v:.6g}"

@@ -56,6 +56,10 @@ class Paradigm(Protocol):
         """One phrase naming the membership signal (for results.json and the report)."""
         ...
 
+    def signal_settings(self) -> dict[str, object]:
+        """The settings the membership signal depends on (part of its cache key)."""
+        ...
+
 
 class Supervised:
     """Classifiers trained with cross-entropy; signal = logit-scaled confidence."""
@@ -67,6 +71,9 @@ class Supervised:
 
     def signal_description(self) -> str:
         return "the model's logit-scaled confidence in the true label"
+
+    def signal_settings(self) -> dict[str, object]:
+        return {"paradigm": self.name, "signal": "logit_scaled_confidence"}
 
     def objective(self, ds: Dataset, recipe: Recipe) -> Objective:
         aug = Augment(default_padding(ds.shape[1]), ds.flippable) if recipe.augment else None

@@ -25,13 +25,22 @@ from tqdm.auto import tqdm
 import attacks.registry as attack_registry
 from audit import __version__
 from audit.config import RESERVED, AuditConfig, ConfigError, to_toml
+from audit.difficulty_audit import PoolData, run_difficulty
 from audit.forgetting import retain_leakage, ulira_block
 from audit.measure import attack_metrics, attack_scores, forget_vs_nonmember, samples_csv
 from audit.plan import Plan, derive_seed
 from audit.production import AuditInputs, Producer, resolve_methods
 from audit.rundir import ModelStore, atomic_savez, atomic_write_json, atomic_write_text
-from audit.verdict import NEGATIVE_CONTROL, POSITIVE_CONTROL, apply_controls, judge
+from audit.verdict import (
+    NEGATIVE_CONTROL,
+    POSITIVE_CONTROL,
+    ForgetEpsilons,
+    Rule,
+    apply_controls,
+    judge,
+)
 from learning.data import Dataset
+from learning.train import CrossEntropy
 
 CONTROLS = (NEGATIVE_CONTROL, POSITIVE_CONTROL)
 
@@ -56,7 +65,7 @@ class _Models:
 
 def _check(cfg: AuditConfig, inputs: AuditInputs) -> list[str]:
     """Fail fast, before any data is loaded or model trained; return the judged names."""
-    for name in (*cfg.attack.attacks, cfg.verdict.attack):
+    for name in (*cfg.attack.attacks, *cfg.verdict.judged_by):
         attack_registry.get(name)
     for name in cfg.unlearn.methods:
         if name in CONTROLS:
@@ -124,36 +133,66 @@ def _model_block(p: Producer, models: _Models, plan: Plan) -> dict[str, Any]:
 
 
 def _verdicts(
-    cfg: AuditConfig, models: dict[str, Any], judged: list[str], scores: dict[str, Any], plan: Plan
+    cfg: AuditConfig,
+    models: dict[str, Any],
+    judged: list[str],
+    scores: dict[str, Any],
+    plan: Plan,
+    extra: dict[str, np.ndarray],
+    forgetting: dict[str, Any],
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     v = cfg.verdict
-    ref_scores, is_forget = forget_vs_nonmember(plan, scores["reference"][v.attack])
+    rule = Rule(
+        primary=v.attack,
+        level=v.level,
+        n_boot=v.n_boot,
+        utility_tolerance=v.utility_tolerance,
+        correction=v.correction,
+        min_forget_quality=v.min_forget_quality,
+        seed=derive_seed(cfg.seed, "boot"),
+    )
+
+    def forget_vs_non(name: str) -> dict[str, np.ndarray]:
+        return {a: forget_vs_nonmember(plan, scores[name][a])[0] for a in v.judged_by}
+
+    is_forget = forget_vs_nonmember(plan, scores["reference"][v.attack])[1]
+    reference = forget_vs_non("reference")
     ref_acc = models["reference"]["utility"]["test_acc"]
     out = {}
     for name in judged:
         entry = models[name]
-        s = forget_vs_nonmember(plan, scores[name][v.attack])[0] if name in scores else None
         out[name] = judge(
-            s,
-            ref_scores,
+            forget_vs_non(name) if name in scores else None,
+            reference,
             is_forget,
             test_acc=(entry["utility"] or {}).get("test_acc"),
             reference_test_acc=ref_acc,
-            attack=v.attack,
-            level=v.level,
-            n_boot=v.n_boot,
-            utility_tolerance=v.utility_tolerance,
-            seed=derive_seed(cfg.seed, "boot"),
+            rule=rule,
+            epsilons=_epsilons(name, plan, extra, forgetting),
             error=entry.get("error"),
         )
     controls = apply_controls(out)
     return {k: vd.to_dict() for k, vd in out.items()}, controls
 
 
+def _epsilons(
+    name: str, plan: Plan, extra: dict[str, np.ndarray], forgetting: dict[str, Any]
+) -> ForgetEpsilons | None:
+    """Per-forget-sample ε of ``name``'s and the retrain control's U-LiRA banks, if both ran."""
+    cols = (f"epsilon.{name}", f"epsilon.{POSITIVE_CONTROL}")
+    if not all(c in extra for c in cols) or "n_bank" not in forgetting.get(name, {}):
+        return None
+    eps_m, eps_r = (extra[c][plan.forget] for c in cols)
+    return ForgetEpsilons(eps_m, eps_r, n_models=forgetting[name]["n_bank"] // 2)
+
+
 def _unlearning_aware(
-    p: Producer, plan: Plan, models: _Models
+    p: Producer, plan: Plan, models: _Models, banks: dict[str, np.ndarray] | None = None
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """U-LiRA banks of every method that ran: ``forgetting`` block and per-sample columns."""
+    """U-LiRA banks of every method that ran: ``forgetting`` block and per-sample columns.
+
+    ``banks``, when given, receives each method's bank (the difficulty index learns on it).
+    """
     cfg = p.cfg
     forgetting: dict[str, Any] = {}
     extra: dict[str, np.ndarray] = {}
@@ -170,9 +209,17 @@ def _unlearning_aware(
             forgetting[name] = {"error": f"{type(exc).__name__}: {exc}"}
             continue
         entry, per_sample = ulira_block(
-            bank, plan.keep, plan, models.signals[name], models.signals["reference"],
-            n_boot=cfg.verdict.n_boot, seed=derive_seed(cfg.seed, "ulira-ci"))
+            bank,
+            plan.keep,
+            plan,
+            models.signals[name],
+            models.signals["reference"],
+            n_boot=cfg.verdict.n_boot,
+            seed=derive_seed(cfg.seed, "ulira-ci"),
+        )
         forgetting[name] = entry
+        if banks is not None:
+            banks[name] = bank
         for label, values in (("ulira", per_sample[0]), ("epsilon", per_sample[1])):
             col = np.full(plan.n_pool, np.nan)
             col[plan.forget] = values
@@ -180,15 +227,57 @@ def _unlearning_aware(
     return forgetting, extra
 
 
-def _leakage(cfg: AuditConfig, plan: Plan, models: _Models,
-             scores: dict[str, dict[str, np.ndarray]]) -> dict[str, Any]:
+def _difficulty(
+    p: Producer, plan: Plan, models: _Models, shadow: np.ndarray, banks: dict[str, np.ndarray]
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Per-sample difficulty and feasibility of every method with a bank (docs/difficulty.md)."""
+    cfg = p.cfg
+    if not (cfg.attack.ulira and cfg.difficulty.enabled and banks):
+        return {}, {}
+    if not isinstance(p.objective, CrossEntropy) or models.entries["original"]["model"] is None:
+        p.log("difficulty: skipped (its features need a classifier trained with cross-entropy)")
+        return {}, {}
+
+    def load(k: int) -> torch.nn.Module:
+        keep_k = np.flatnonzero(plan.keep[k])
+        return p.train_cached("shadow", keep_k, derive_seed(cfg.seed, "shadow", k), bar=False)[0]
+
+    try:
+        return run_difficulty(
+            original=models.entries["original"]["model"],
+            signals=models.signals,
+            banks=banks,
+            shadow=shadow,
+            keep=plan.keep,
+            pool=PoolData.of(p.x, p.y, plan.forget),
+            forget=plan.forget,
+            retain=plan.retain,
+            load=load,
+            bar=cfg.difficulty.bar,
+            log=p.log,
+        )
+    except Exception as exc:  # an auxiliary analysis: recorded, the audit goes on
+        msg = f"{type(exc).__name__}: {exc}"
+        p.log(f"difficulty: FAILED ({msg})")
+        return {name: {"error": msg} for name in banks}, {}
+
+
+def _leakage(
+    cfg: AuditConfig, plan: Plan, models: _Models, scores: dict[str, dict[str, np.ndarray]]
+) -> dict[str, Any]:
     """Retain-set exposure of each judged model against the original's (verdict attack)."""
     attack = cfg.verdict.attack
     return {
-        name: retain_leakage(scores["original"][attack], scores[name][attack], plan,
-                             level=cfg.verdict.level, n_boot=cfg.verdict.n_boot,
-                             seed=derive_seed(cfg.seed, "leak"))
-        for name in models.judged if name in scores
+        name: retain_leakage(
+            scores["original"][attack],
+            scores[name][attack],
+            plan,
+            level=cfg.verdict.level,
+            n_boot=cfg.verdict.n_boot,
+            seed=derive_seed(cfg.seed, "leak"),
+        )
+        for name in models.judged
+        if name in scores
     }
 
 
@@ -199,7 +288,8 @@ def _note_leakage(results: dict[str, Any]) -> None:
             results["verdicts"][name]["reasons"].append(
                 "note: the retain set became MORE exposed to membership inference "
                 f"(retain-vs-non-member AUC {leak['auc_before']:.3f} -> {leak['auc_after']:.3f}, "
-                f"CI of the change {leak['ci'][0]:+.3f}..{leak['ci'][1]:+.3f})")
+                f"CI of the change {leak['ci'][0]:+.3f}..{leak['ci'][1]:+.3f})"
+            )
 
 
 def _provenance(cfg: AuditConfig, p: Producer, command: str | None) -> dict[str, Any]:
@@ -270,15 +360,24 @@ def run_audit(
     models = _timed(timings, "targets", lambda: _targets(p, plan))
     logger(f"training {cfg.attack.shadows} shadow models")
     shadow = _timed(timings, "shadows", lambda: p.shadows(plan))
-    names = list(dict.fromkeys([*cfg.attack.attacks, cfg.verdict.attack]))
+    names = list(dict.fromkeys([*cfg.attack.attacks, *cfg.verdict.judged_by]))
     scores = attack_scores(models.signals, shadow, plan.keep, names)
     block = _model_block(p, models, plan)
-    forgetting, extra = _timed(timings, "ulira", lambda: _unlearning_aware(p, plan, models))
+    banks: dict[str, np.ndarray] = {}
+    forgetting, extra = _timed(timings, "ulira", lambda: _unlearning_aware(p, plan, models, banks))
+    difficulty, hard_cols = _timed(
+        timings, "difficulty", lambda: _difficulty(p, plan, models, shadow, banks)
+    )
     results: dict[str, Any] = {
         "schema_version": 1,
         "tool": {"name": "unlearn-audit", "version": __version__},
         "run": _provenance(cfg, p, command),
         "config": cfg.to_dict(),
+        "paradigm": {
+            "name": p.paradigm.name,
+            "signal": p.paradigm.signal_description(),
+            "signal_settings": p.paradigm.signal_settings(),
+        },
         "data": {
             "dataset": ds.name,
             **plan.summary(),
@@ -288,6 +387,7 @@ def run_audit(
         "models": block,
         "attacks": attack_metrics(scores, plan, cfg.verdict.n_boot, derive_seed(cfg.seed, "ci")),
         "forgetting": forgetting,
+        "difficulty": difficulty,
         "retain_leakage": _leakage(cfg, plan, models, scores),
         "report": {"roc_attack": cfg.verdict.attack},
     }
@@ -297,9 +397,11 @@ def run_audit(
             "shadow models were trained with the [train] recipe of this config, assumed to be "
             "how the original was trained"
         ]
-    results["verdicts"], results["controls"] = _verdicts(cfg, block, models.judged, scores, plan)
+    results["verdicts"], results["controls"] = _verdicts(
+        cfg, block, models.judged, scores, plan, extra, forgetting
+    )
     _note_leakage(results)
-    _write(run_dir, plan, ds, models, shadow, scores, extra)
+    _write(run_dir, plan, ds, models, shadow, scores, {**extra, **hard_cols})
     results["timings"] = {**timings, "total_seconds": round(time.perf_counter() - t_start, 3)}
     atomic_write_json(run_dir / "results.json", results)
     report = None

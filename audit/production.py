@@ -69,7 +69,8 @@ class Producer:
     ) -> None:
         self.cfg, self.inputs, self.progress, self.log = cfg, inputs, progress, log
         self.device = resolve_device(cfg.device)
-        self.paradigm = get_paradigm(cfg.paradigm)
+        self.paradigm = get_paradigm(cfg.paradigm, cfg)
+        self.recipe = self.paradigm.recipe(cfg.train)  # what every model here trains with
         self.store: ModelStore | None = None
         self.seconds: dict[str, float] = {}
 
@@ -82,7 +83,7 @@ class Producer:
         )
         plan = make_plan(ds, cfg.forget.spec, cfg.seed, cfg.attack.shadows, cfg.data.members)
         self.ds, self.x, self.y = ds, ds.x.to(self.device), ds.y.to(self.device)
-        self.objective = self.paradigm.objective(ds, cfg.train)
+        self.objective = self.paradigm.objective(ds, self.recipe)
         factory = self.inputs.model_factory
         arch = (
             f"{factory.__module__}.{factory.__qualname__}"
@@ -94,7 +95,8 @@ class Producer:
             "data": ds.fingerprint(),
             "arch": arch,
             "kwargs": cfg.model.kwargs,
-            "recipe": cfg.train.to_dict(),
+            "recipe": self.recipe.to_dict(),
+            "outputs": self.paradigm.num_outputs(ds),
             "objective": repr(self.objective),
             "paradigm": self.paradigm.name,
             "version": __version__,
@@ -139,8 +141,18 @@ class Producer:
 
     def signals_of(self, model: nn.Module) -> np.ndarray:
         """The paradigm's membership signal on every pool sample, ``(n, views)``."""
-        n_views = self.cfg.attack.queries or (5 if self.cfg.train.augment else 1)
-        return self.paradigm.signals(model, self.ds, self.x, n_views)
+        return self.paradigm.signals(model, self.ds, self.x, self.n_views)
+
+    @property
+    def signal_key(self) -> str:
+        """What the cached signals of a model depend on besides its weights."""
+        return content_key(
+            {
+                "paradigm": self.paradigm.signal_settings(),
+                "views": self.n_views,
+                "version": __version__,
+            }
+        )
 
     def subset(self, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor] | None:
         """``(x, y)`` of pool samples ``idx`` on the device (None when empty)."""
@@ -155,11 +167,15 @@ class Producer:
         return self.store
 
     # -- models -----------------------------------------------------------------------
+    def train_key(self, idx: np.ndarray, seed: int) -> str:
+        """Cache key of a model trained from scratch on pool samples ``idx`` with ``seed``."""
+        return content_key({**self.base, "role": "train", "idx": index_digest(idx), "seed": seed})
+
     def train_cached(
         self, label: str, idx: np.ndarray, seed: int, bar: bool
     ) -> tuple[nn.Module, dict[str, Any], np.ndarray, str]:
         """Train a fresh model on pool samples ``idx`` (or load it from the cache)."""
-        key = content_key({**self.base, "role": "train", "idx": index_digest(idx), "seed": seed})
+        key = self.train_key(idx, seed)
         t_idx = torch.as_tensor(idx, device=self.device)
 
         def produce() -> tuple[nn.Module, dict[str, Any]]:
@@ -169,7 +185,7 @@ class Producer:
                 self.x[t_idx],
                 self.y[t_idx],
                 self.objective.loss,
-                self.cfg.train,
+                self.recipe,
                 make_generator(seed, self.device),
                 progress=bar,
                 desc=label,
@@ -177,7 +193,13 @@ class Producer:
             return model, {"seconds": time.perf_counter() - t0}
 
         model, meta, sig, _ = cached(
-            self._store(), label, key, self.new_model(seed), produce, self.signals_of, self.n_views
+            self._store(),
+            label,
+            key,
+            self.new_model(seed),
+            produce,
+            self.signals_of,
+            self.signal_key,
         )
         return model, meta, sig, key
 
@@ -243,7 +265,7 @@ class Producer:
                 (self.x[f], self.y[f]),
                 (self.x[r], self.y[r]),
                 objective=self.objective,
-                recipe=self.cfg.train,
+                recipe=self.recipe,
                 generator=make_generator(seed, self.device),
                 progress=self.progress,
                 reference=self.subset(plan.public),
@@ -252,7 +274,13 @@ class Producer:
 
         try:
             model, meta, sig, hit = cached(
-                self._store(), name, key, self.new_model(0), produce, self.signals_of, self.n_views
+                self._store(),
+                name,
+                key,
+                self.new_model(0),
+                produce,
+                self.signals_of,
+                self.signal_key,
             )
         except Exception as exc:  # a method's failure is recorded, the audit goes on
             self.log(f"  {name}: FAILED ({type(exc).__name__}: {exc})")
@@ -307,10 +335,7 @@ class Producer:
             self.log("  attack.engine: batched trains cross-entropy models only; sequential here")
             return {}
         store, out = self._store(), {}
-        keys = [
-            content_key({**self.base, "role": "train", "idx": index_digest(idx), "seed": seed})
-            for idx, seed in jobs
-        ]  # the key train_cached gives the same model
+        keys = [self.train_key(idx, seed) for idx, seed in jobs]
         todo = [k for k, key in enumerate(keys) if not store.has("shadow", key)]
         for start in range(0, len(todo), ENSEMBLE_SIZE):
             chunk = todo[start : start + ENSEMBLE_SIZE]
@@ -320,7 +345,7 @@ class Producer:
                 self.x,
                 self.y,
                 [torch.as_tensor(jobs[k][0], device=self.device) for k in chunk],
-                self.cfg.train,
+                self.recipe,
                 [make_generator(jobs[k][1], self.device) for k in chunk],
                 augment=self.objective.augment,
                 progress=self.progress,
@@ -329,7 +354,13 @@ class Producer:
             meta = {"seconds": (time.perf_counter() - t0) / len(chunk), "engine": "batched"}
             for k, model in zip(chunk, models, strict=True):
                 out[k] = self.signals_of(model)
-                store.save("shadow", keys[k], model, {**meta, "ensemble": len(chunk)}, out[k])
+                store.save(
+                    "shadow",
+                    keys[k],
+                    model,
+                    {**meta, "ensemble": len(chunk), "signal_key": self.signal_key},
+                    out[k],
+                )
         return out
 
     def unlearned_bank(self, method: Unlearner, plan: Plan) -> np.ndarray:
@@ -381,7 +412,7 @@ class Producer:
                     (self.x[f], self.y[f]),
                     (self.x[r], self.y[r]),
                     objective=self.objective,
-                    recipe=self.cfg.train,
+                    recipe=self.recipe,
                     generator=make_generator(useed, self.device),
                     reference=self.subset(public_k),
                 )
@@ -394,7 +425,7 @@ class Producer:
                 self.new_model(0),
                 produce,
                 self.signals_of,
-                self.n_views,
+                self.signal_key,
             )
             if not np.isfinite(sig).all():
                 raise ValueError(f"shadow {k} diverged (non-finite outputs) after unlearning")

@@ -110,24 +110,29 @@ def cached(
     model: nn.Module,
     produce: Callable[[], tuple[nn.Module, dict[str, Any]]],
     signals_of: Callable[[nn.Module], np.ndarray],
-    n_views: int | None = None,
+    signal_key: str | None = None,
 ) -> tuple[nn.Module, dict[str, Any], np.ndarray, bool]:
     """Load ``label-key`` into ``model`` if cached, else ``produce`` it and cache it.
 
-    The cached signals are reused when they have ``n_views`` query views (or always when
-    ``n_views`` is None); a changed query set recomputes the signals only.
+    The model's membership signals are cached beside it with ``signal_key``, a
+    hash of what they depend on besides the weights (the paradigm's signal
+    settings, the query views). They are reused only under the same
+    ``signal_key`` (always when it is None); otherwise they are recomputed from
+    the cached weights and saved, and the model itself is not retrained.
     Returns the model, its metadata, its signals and whether it came from the cache.
     """
     if store.has(label, key):
         meta, signals = store.load(label, key, model)
-        if n_views is not None and signals.ndim == 2 and signals.shape[1] == n_views:
+        if signal_key is None or meta.get("signal_key") == signal_key:
             return model, meta, signals, True
-        fresh = signals_of(model)
-        if fresh.shape != signals.shape or n_views is None:
-            store.save(label, key, model, meta, fresh)
-            signals = fresh
+        meta = {k: v for k, v in meta.items() if k not in ("key", "label")}
+        meta["signal_key"] = signal_key
+        signals = signals_of(model)
+        store.save(label, key, model, meta, signals)
         return model, meta, signals, True
     trained, meta = produce()
     signals = signals_of(trained)
+    if signal_key is not None:
+        meta = {**meta, "signal_key": signal_key}
     store.save(label, key, trained, meta, signals)
     return trained, meta, signals, False

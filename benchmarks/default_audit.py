@@ -24,15 +24,26 @@ from pathlib import Path
 def one(seed: int) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "run"
-        cmd = [sys.executable, "-m", "audit.cli", "audit", "--out", str(out), "--quiet",
-               "--seed", str(seed)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "audit.cli",
+            "audit",
+            "--out",
+            str(out),
+            "--quiet",
+            "--seed",
+            str(seed),
+        ]
         t0 = time.perf_counter()
         subprocess.run(cmd, check=True, capture_output=True, text=True)
         wall = time.perf_counter() - t0
         r = json.loads((out / "results.json").read_text())
     auc = {m: r["attacks"][m]["lira_online"]["forget_vs_nonmember"] for m in r["attacks"]}
     return {
-        "seed": seed, "wall_s": wall, "timings": r["timings"],
+        "seed": seed,
+        "wall_s": wall,
+        "timings": r["timings"],
         "separated": r["controls"]["separated"],
         "status": {m: v["status"] for m, v in r["verdicts"].items()},
         "ci": {m: v["evidence"].get("ci") for m, v in r["verdicts"].items()},
@@ -46,10 +57,12 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--out", default="benchmarks/results/default_audit.txt")
     args = ap.parse_args()
-    lines = [f"# unlearn-audit default audit benchmark ({time.strftime('%Y-%m-%d %H:%M')})",
-             f"# machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-             f"python {platform.python_version()}",
-             "# command: unlearn-audit audit --out RUN --quiet --seed SEED (fresh RUN)"]
+    lines = [
+        f"# unlearn-audit default audit benchmark ({time.strftime('%Y-%m-%d %H:%M')})",
+        f"# machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"python {platform.python_version()}",
+        "# command: unlearn-audit audit --out RUN --quiet --seed SEED (fresh RUN)",
+    ]
     for seed in args.seeds:
         res = one(seed)
         lines.append(f"\nseed {seed}: wall {res['wall_s']:.1f} s, phases {res['timings']}")
@@ -58,9 +71,11 @@ def main() -> None:
             st = res["status"].get(m, "-")  # type: ignore[attr-defined]
             d = res["ci"].get(m)  # type: ignore[attr-defined]
             dci = f" diff-CI [{d[0]:+.3f}, {d[1]:+.3f}]" if d else ""
-            lines.append(f"  {m:<16} AUC {a:.3f} [{ci[0]:.3f}, {ci[1]:.3f}] "
-                         f"test_acc {res['test_acc'][m] or float('nan'):.3f} {st}{dci}")  # type: ignore[index]
-        print("\n".join(lines[-(len(res['auc']) + 2):]), flush=True)  # type: ignore[arg-type]
+            lines.append(
+                f"  {m:<16} AUC {a:.3f} [{ci[0]:.3f}, {ci[1]:.3f}] "
+                f"test_acc {res['test_acc'][m] or float('nan'):.3f} {st}{dci}"
+            )  # type: ignore[index]
+        print("\n".join(lines[-(len(res["auc"]) + 2) :]), flush=True)  # type: ignore[arg-type]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text("\n".join(lines) + "\n")
     print(f"written {args.out}")

@@ -19,7 +19,14 @@ Usage (records benchmarks/results/unlearners.txt; ~15 min on 2 CPU cores)::
     nice python benchmarks/unlearners.py --offset 10000 --seeds 100 101 \\
         --grid grid.json --out benchmarks/results/unlearners-tuning.txt   # tuning split
 
-U-LiRA forget quality (unlearning-aware shadows) is not measured here yet.
+U-LiRA forget quality (Hayes et al. 2024; NeurIPS 2023 unlearning competition):
+for the seeds in ``--ulira-seeds`` (default: the first seed, to bound the
+cost), every shadow model ``k`` also unlearns ``F_k = IN_k ∩ forget`` with each
+method; per forget sample, ε separates those unlearned shadows from the
+shadows that never trained on it, and F is the competition's score. The
+``retrain`` row's F is exact unlearning's F at this bank size (8 models per
+side with 16 shadows): read a method's F against it, with the paired bootstrap
+interval of the difference (the verdict's forget-quality rule, docs/verdict.md).
 """
 
 from __future__ import annotations
@@ -44,10 +51,12 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 import unlearners  # noqa: E402
+from attacks.epsilon import per_example_epsilon, signals_by_side  # noqa: E402
 from attacks.lira import lira  # noqa: E402
 from attacks.metrics import auc_difference_ci, roc_metrics  # noqa: E402
 from attacks.shadows import make_keep_matrix  # noqa: E402
 from attacks.signals import logit_scaled_confidence  # noqa: E402
+from audit.verdict import ForgetEpsilons, Rule, forget_quality_evidence  # noqa: E402
 from learning import CrossEntropy, Recipe, load_dataset, make_generator, make_model  # noqa: E402
 from learning.augment import query_views  # noqa: E402
 from learning.train import accuracy, fit, predict_logits  # noqa: E402
@@ -117,6 +126,45 @@ class Bench:
         return np.stack(sig), keep
 
 
+def unlearned_bank(
+    b: Bench,
+    label: str,
+    method: unlearners.Unlearner,
+    params: dict[str, Any],
+    seed: int,
+    forget: np.ndarray,
+    keep: np.ndarray,
+) -> np.ndarray:
+    """Per forget sample, ε of ``method``'s U-LiRA bank (shadow k unlearned ``IN_k ∩ forget``)."""
+    sig = []
+    for k, row in enumerate(keep):
+        inside = np.flatnonzero(row)
+        f_k = np.intersect1d(inside, forget)
+        key = _key(**b.base, label=label, params=params, seed=seed, k=k, f=f_k.tolist())
+        path = b.cache / f"ulira-{key}.npy"
+        if path.exists():
+            sig.append(np.load(path))
+            continue
+        shadow = b.train(inside, 50_000 + k)
+        ft, rt = torch.as_tensor(f_k), torch.as_tensor(np.setdiff1d(inside, f_k))
+        gen = make_generator(seed * 7919 + k * 104_729 + zlib.crc32(label.encode()) % 7919, CPU)
+        model = method.unlearn(
+            shadow,
+            (b.x[ft], b.y[ft]),
+            (b.x[rt], b.y[rt]),
+            objective=CrossEntropy(),
+            recipe=RECIPE,
+            generator=gen,
+            reference=b.ref,
+        )
+        s = b.signals(model)
+        np.save(path, s)
+        sig.append(s)
+    bank = np.stack(sig)[:, forget, 0]
+    u, r = signals_by_side(bank, keep[:, forget], ~keep[:, forget])
+    return per_example_epsilon(u, r)
+
+
 def _split(n: int, seed: int, frac: float) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     members = rng.permutation(n)[: n // 2]
@@ -130,7 +178,11 @@ def _split(n: int, seed: int, frac: float) -> dict[str, np.ndarray]:
 
 
 def run_seed(
-    b: Bench, seed: int, methods: list[tuple[str, str, dict[str, Any]]], shadow: Any
+    b: Bench,
+    seed: int,
+    methods: list[tuple[str, str, dict[str, Any]]],
+    shadow: Any,
+    ulira: bool = False,
 ) -> list[dict[str, Any]]:
     sig_shadow, keep = shadow
     sp = _split(len(b.x), seed, 0.1)
@@ -143,6 +195,7 @@ def run_seed(
     )
     rows: list[dict[str, Any]] = []
     ref_scores: np.ndarray | None = None
+    ref_eps: np.ndarray | None = None
     for label, name, params in methods:
         method = unlearners.create(name, **params)
         gen = make_generator(seed * 1_000_003 + zlib.crc32(label.encode()) % 1_000_003, CPU)
@@ -178,11 +231,26 @@ def run_seed(
             ref_scores = s
         d = auc_difference_ci(s, ref_scores, is_forget, n_boot=1000, seed=seed)
         row["dauc_low"], row["dauc_high"] = d["low"], d["high"]
+        if ulira:
+            t1 = time.perf_counter()
+            eps = unlearned_bank(b, label, method, params, seed, sp["forget"], keep)
+            ref_eps = eps if ref_eps is None else ref_eps
+            fq = forget_quality_evidence(
+                ForgetEpsilons(eps, ref_eps, keep.shape[0] // 2), Rule(seed=seed)
+            )
+            row.update(
+                fq=fq["value"],
+                fq_low=fq["ci"][0],
+                fq_high=fq["ci"][1],
+                fq_diff=fq["diff"],
+                eps_median=float(np.median(eps)),
+                ulira_seconds=time.perf_counter() - t1,
+            )
         rows.append(row)
         print(
             f"  seed {seed} {label:<30} f {row['forget_acc']:.3f} r {row['retain_acc']:.3f} "
             f"t {row['test_acc']:.3f} auc {row['auc']:.3f} [{d['low']:+.3f},{d['high']:+.3f}] "
-            f"{seconds:.1f}s",
+            f"{seconds:.1f}s" + (f" F {row['fq']:.3f}" if "fq" in row else ""),
             file=sys.stderr,
         )
     return rows
@@ -200,8 +268,9 @@ def table(rows: list[dict[str, Any]], labels: list[str]) -> str:
     ref = {r["seed"]: r for r in rows if r["label"] == "retrain" and "error" not in r}
     head = (
         "| method | forget acc | retain acc | test acc | LiRA AUC forget/non-member "
-        "| Δforget acc | Δretain acc | Δtest acc | ΔAUC | CI ∋ 0 | seconds | × retrain time |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+        "| Δforget acc | Δretain acc | Δtest acc | ΔAUC | CI ∋ 0 | U-LiRA F | ΔF (95% CI) "
+        "| seconds | × retrain time |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
     lines = []
     for label in labels:
@@ -209,7 +278,7 @@ def table(rows: list[dict[str, Any]], labels: list[str]) -> str:
         failed = [r for r in rows if r["label"] == label and "error" in r]
         if not ok:
             lines.append(
-                f"| {label} | failed: {failed[0]['error'][:60] if failed else '?'} |" + " |" * 10
+                f"| {label} | failed: {failed[0]['error'][:60] if failed else '?'} |" + " |" * 12
             )
             continue
 
@@ -228,12 +297,22 @@ def table(rows: list[dict[str, Any]], labels: list[str]) -> str:
             _pm(gap("test_acc"), "{:+.3f}"),
             _pm(gap("auc"), "{:+.3f}"),
             f"{inside}/{len(ok)}",
+            *_forget_quality_cells(ok),
             _pm([r["seconds"] for r in ok], "{:.1f}"),
             _pm(ratio, "{:.3f}"),
         ]
         note = f" ({len(failed)} failed)" if failed else ""
         lines.append(f"| {label}{note} | " + " | ".join(cells) + " |")
     return head + "\n".join(lines) + "\n"
+
+
+def _forget_quality_cells(ok: list[dict[str, Any]]) -> list[str]:
+    """F (mean over the U-LiRA seeds) and, per seed, F − F(retrain) with its interval."""
+    fq = [r for r in ok if "fq" in r]
+    if not fq:
+        return ["—", "—"]
+    diffs = "; ".join(f"{r['fq_diff']:+.3f} [{r['fq_low']:+.3f}, {r['fq_high']:+.3f}]" for r in fq)
+    return [_pm([r["fq"] for r in fq]), diffs]
 
 
 def _methods(grid: str | None) -> list[tuple[str, str, dict[str, Any]]]:
@@ -254,6 +333,13 @@ def main() -> None:
     )
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--shadows", type=int, default=16)
+    ap.add_argument(
+        "--ulira-seeds",
+        type=int,
+        nargs="*",
+        default=None,
+        help="seeds that also measure U-LiRA forget quality (default: the first seed)",
+    )
     ap.add_argument("--arch", default="mlp")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--grid", help="JSON {label: [method, params]} instead of the default list")
@@ -267,14 +353,16 @@ def main() -> None:
     shadow = b.shadow_bank()
     methods = _methods(args.grid)
     rows: list[dict[str, Any]] = []
+    ulira_seeds = args.seeds[:1] if args.ulira_seeds is None else args.ulira_seeds
     for seed in args.seeds:
-        rows += run_seed(b, seed, methods, shadow)
+        rows += run_seed(b, seed, methods, shadow, ulira=seed in ulira_seeds)
     total = time.perf_counter() - t_start
     labels = list(dict.fromkeys(label for label, _, _ in methods))
     header = (
         f"# unlearners benchmark: fashion-mnist pool {len(b.x)} (offset {args.offset}), "
         f"{args.arch}, {RECIPE.epochs} epochs, 10% random forget, {args.shadows} shadows, "
-        f"seeds {args.seeds}\n# {platform.platform()}, torch {torch.__version__}, "
+        f"seeds {args.seeds}, U-LiRA F on seeds {ulira_seeds}\n"
+        f"# {platform.platform()}, torch {torch.__version__}, "
         f"{args.threads} thread(s); total {total / 60:.1f} min\n"
         f"# command: {' '.join(sys.argv)}\n\n"
     )

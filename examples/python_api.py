@@ -70,20 +70,30 @@ def main() -> None:
 
     # 1. Your data, in memory (here: digits; any float (n, c, h, w) tensor works).
     digits = load_dataset("digits", limit=args.limit)
-    data = Dataset("my-digits", digits.x, digits.y, digits.classes,
-                   ids=np.array([f"rec-{i}" for i in range(len(digits))]))
+    data = Dataset(
+        "my-digits",
+        digits.x,
+        digits.y,
+        digits.classes,
+        ids=np.array([f"rec-{i}" for i in range(len(digits))]),
+    )
 
     # 2. A config for everything else (the same keys as a TOML file).
-    cfg = from_dict({
-        "name": "python-api-example",
-        "train": {"epochs": 40, "batch_size": 32},
-        "unlearn": {"methods": ["finetune"]},
-        "attack": {"shadows": args.shadows},
-    })
+    cfg = from_dict(
+        {
+            "name": "python-api-example",
+            "train": {"epochs": 40, "batch_size": 32},
+            "unlearn": {"methods": ["finetune"]},
+            "attack": {"shadows": args.shadows},
+        }
+    )
 
     # 3. Run: your factory builds the reference and shadow models, your method is judged.
-    result = run_audit(cfg, args.out, inputs=AuditInputs(
-        dataset=data, model_factory=make_net, methods=[ForgetByRelabel()]))
+    result = run_audit(
+        cfg,
+        args.out,
+        inputs=AuditInputs(dataset=data, model_factory=make_net, methods=[ForgetByRelabel()]),
+    )
 
     for name, verdict in result.results["verdicts"].items():
         print(f"{name:<10} {verdict['status']:<13} {verdict['reasons'][0][:90]}")

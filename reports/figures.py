@@ -79,7 +79,10 @@ def signal_figure(results: dict[str, Any], samples: Samples) -> str:
             panels.append(Panel(f"{method}: forget set", series))
     if not panels:
         return ""
-    return histogram_svg(panels, "signal (logit-scaled confidence)", "forget samples")
+    axis = "signal (logit-scaled confidence)"
+    if as_dict(results.get("paradigm")).get("name") not in (None, "supervised"):
+        axis = "membership signal"
+    return histogram_svg(panels, axis, "forget samples")
 
 
 def epsilon_figure(results: dict[str, Any], samples: Samples) -> str:
@@ -119,15 +122,22 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float | None:
 
 def difficulty_figure(results: dict[str, Any], samples: Samples) -> str:
     """Per method: difficulty index vs realised residual membership on the forget set."""
-    difficulty = samples.numeric.get("difficulty")
-    columns = samples.columns_for("residual")
-    if difficulty is None or not columns:
+    shared = samples.numeric.get("difficulty")  # one index for every model (older runs)
+    per_model = samples.columns_for("difficulty")  # the index learned for each method
+    columns = {
+        m: c
+        for m, c in samples.columns_for("residual").items()
+        if shared is not None or m in per_model
+    }
+    if not columns:
         return ""
     palette = colours(results, samples)
     rows = samples.rows("forget")
     panels = []
     for model in _model_order(results, columns):
-        x, y = difficulty[rows], samples.numeric[columns[model]][rows]
+        index = samples.numeric[per_model[model]] if model in per_model else shared
+        assert index is not None
+        x, y = index[rows], samples.numeric[columns[model]][rows]
         keep = np.isfinite(x) & np.isfinite(y)
         if not keep.any():
             continue

@@ -82,8 +82,10 @@ class Samples:
         split: One split label per row (``forget``, ``retain``, ``nonmember`` or other).
         numeric: Every column other than the text columns, as floats (NaN when blank or
             not a number), in file column order. Names look like ``{attack}.{model}``,
-            ``signal.{model}``, ``epsilon.{model}``, ``feature.{name}``, ``difficulty``.
-        text: The text columns present (``index``, ``id``, ``label``, ``flags``), verbatim.
+            ``signal.{model}``, ``epsilon.{model}``, ``feature.{name}``, ``difficulty`` or
+            ``difficulty.{method}``, ``difficulty_rank[.{method}]``, ``residual.{method}``.
+        text: The text columns present (``index``, ``id``, ``label``, ``flags``,
+            ``flags.{method}``), verbatim.
     """
 
     split: np.ndarray
@@ -125,6 +127,11 @@ class Samples:
         return chosen[np.isfinite(chosen)]
 
 
+def is_text_column(name: str) -> bool:
+    """Whether a ``samples.csv`` column holds text (identifiers, split, flags)."""
+    return name in TEXT_COLUMNS or name.startswith("flags.")
+
+
 def _floats(cells: list[str]) -> np.ndarray:
     """Parses CSV cells as floats; blank or unparsable cells become NaN."""
     try:
@@ -142,8 +149,8 @@ def _floats(cells: list[str]) -> np.ndarray:
 def load_samples(run_dir: Path) -> tuple[Samples | None, str | None]:
     """Loads ``RUN/samples.csv`` leniently.
 
-    ``index``, ``id``, ``label``, ``split`` and ``flags`` are kept as text; every other
-    column is parsed as numbers.
+    ``index``, ``id``, ``label``, ``split``, ``flags`` and ``flags.<method>`` are kept as
+    text; every other column is parsed as numbers.
 
     Args:
         run_dir: The run directory.
@@ -171,9 +178,9 @@ def load_samples(run_dir: Path) -> tuple[Samples | None, str | None]:
         cells = row[:width] + [""] * (width - len(row))
         for j, cell in enumerate(cells):
             columns[j].append(cell.strip())
-    text = {name: columns[j] for j, name in enumerate(header) if name in TEXT_COLUMNS}
+    text = {name: columns[j] for j, name in enumerate(header) if is_text_column(name)}
     numeric = {
-        name: _floats(columns[j]) for j, name in enumerate(header) if name not in TEXT_COLUMNS
+        name: _floats(columns[j]) for j, name in enumerate(header) if not is_text_column(name)
     }
     split = np.asarray(text.pop("split"), dtype=object)
     return Samples(split=split, numeric=numeric, text=text), None

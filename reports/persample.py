@@ -1,6 +1,8 @@
 """The per-sample section: the hardest-to-forget samples, with thumbnails and flags.
 
-Ordering: by ``difficulty_rank`` (1 = hardest) when ``samples.csv`` has it; otherwise by
+Ordering: by ``difficulty_rank`` (1 = hardest) when ``samples.csv`` has it, else by the
+first audited method's ``difficulty_rank.<method>`` (with its ``difficulty.<method>`` and
+``flags.<method>``); otherwise by
 the verdict attack's score under the first audited method, highest first (the forgotten
 samples an attacker still recognises most as training data). The section says which.
 """
@@ -28,15 +30,38 @@ MEANINGS = {
 }
 
 
+@dataclass(frozen=True)
+class _Difficulty:
+    """Which difficulty columns the table shows: one shared set, or one method's."""
+
+    rank: str = "difficulty_rank"
+    index: str = "difficulty"
+    flags: str = "flags"
+    method: str | None = None
+
+
+def _difficulty_columns(samples: Samples, methods: list[str]) -> _Difficulty:
+    """The shared ``difficulty_rank`` if present, else the first audited method's own."""
+    if "difficulty_rank" in samples.numeric:
+        return _Difficulty()
+    for method in methods:
+        if f"difficulty_rank.{method}" in samples.numeric:
+            return _Difficulty(
+                f"difficulty_rank.{method}", f"difficulty.{method}", f"flags.{method}", method
+            )
+    return _Difficulty()
+
+
 def _order(
-    samples: Samples, rows: np.ndarray, attack: str, methods: list[str]
+    samples: Samples, rows: np.ndarray, attack: str, methods: list[str], cols: _Difficulty
 ) -> tuple[np.ndarray, str]:
     """Forget rows ordered hardest first, and the sentence that says how."""
-    rank = samples.numeric.get("difficulty_rank")
+    rank = samples.numeric.get(cols.rank)
     if rank is not None and np.isfinite(rank[rows]).any():
         key = np.where(np.isfinite(rank[rows]), rank[rows], np.inf)
         order = rows[np.argsort(key, kind="mergesort")]
-        return order, "Ordered by the combined difficulty rank (1 = hardest to forget)."
+        under = f" learned for {cols.method}" if cols.method else ""
+        return order, f"Ordered by the combined difficulty rank{under} (1 = hardest to forget)."
     for method in methods:
         column = samples.numeric.get(f"{attack}.{method}")
         if column is not None and np.isfinite(column[rows]).any():
@@ -93,6 +118,7 @@ class _Layout:
     classes: Any
     images: ForgetImages | None
     positions: dict[int, int]
+    difficulty: _Difficulty
 
 
 def _row(samples: Samples, row: int, position: int, layout: _Layout) -> dict[str, Any]:
@@ -102,8 +128,9 @@ def _row(samples: Samples, row: int, position: int, layout: _Layout) -> dict[str
     if layout.images is not None and pool is not None:
         image = layout.positions.get(pool)
         thumbnail = png_data_uri(layout.images.images[image]) if image is not None else ""
-    rank, difficulty = samples.numeric.get("difficulty_rank"), samples.numeric.get("difficulty")
-    ids, flags = samples.text.get("id"), samples.text.get("flags")
+    cols = layout.difficulty
+    rank, difficulty = samples.numeric.get(cols.rank), samples.numeric.get(cols.index)
+    ids, flags = samples.text.get("id"), samples.text.get(cols.flags)
     labels = samples.text.get("label")
     return {
         "rank": fmt_general(rank[row]) if rank is not None else str(position),
@@ -143,7 +170,8 @@ def hardest_samples(
     if samples is None or forget.size == 0:
         return None
     methods = methods_audited(as_dict(results.get("models")))
-    order, order_note = _order(samples, forget, attack, methods)
+    cols = _difficulty_columns(samples, methods)
+    order, order_note = _order(samples, forget, attack, methods, cols)
     layout = _Layout(
         attack=attack,
         models=[m for m in ("original", *methods, REFERENCE) if _has_columns(samples, m, attack)],
@@ -151,6 +179,7 @@ def hardest_samples(
         classes=as_dict(results.get("data")).get("classes"),
         images=images,
         positions=images.by_index() if images is not None else {},
+        difficulty=cols,
     )
     rows = [_row(samples, int(r), i, layout) for i, r in enumerate(order[:limit], start=1)]
     labels = {line.split(" ")[0] for row in rows for cell in row["models"] for line in cell}
@@ -167,8 +196,8 @@ def hardest_samples(
         "total": int(forget.size),
         "features": layout.features,
         "models": layout.models,
-        "has_difficulty": "difficulty" in samples.numeric,
-        "has_flags": "flags" in samples.text,
+        "has_difficulty": cols.index in samples.numeric,
+        "has_flags": cols.flags in samples.text,
         "single": single,
         "thumbnails": any(row["thumbnail"] for row in rows),
         "rows": rows,

@@ -76,6 +76,12 @@ def _attacks(results: dict[str, Any], roc_svg: str, attack: str) -> dict[str, An
     }
 
 
+def signal_text(results: dict[str, Any]) -> str:
+    """What the membership signal is, as results.json says (older runs: the supervised one)."""
+    text = as_dict(results.get("paradigm")).get("signal")
+    return str(text) if text else "the model's logit-scaled confidence in the true label"
+
+
 def build_context(results: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     """Everything the template needs, already formatted as strings.
 
@@ -113,6 +119,7 @@ def build_context(results: dict[str, Any], run_dir: Path) -> dict[str, Any]:
         "utility": tables.utility_table(results),
         "attacks": _attacks(results, svg["roc"], attack),
         "signal_svg": svg["signal"],
+        "signal_text": signal_text(results),
         "forgetting": {"rows": forgetting, "epsilon_svg": svg["epsilon"]}
         if forgetting or svg["epsilon"]
         else None,

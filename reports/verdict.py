@@ -75,9 +75,29 @@ def _evidence(verdict: dict[str, Any]) -> list[str]:
             pct = f"{round(level * 100)}% " if level is not None else ""
             text += f" ({pct}CI {float(ci[0]):+.3f} to {float(ci[1]):+.3f})"
         out.append(text)
+    out.extend(_other_attacks(ev))
+    fq = as_dict(ev.get("forget_quality"))
+    value, ref = as_float(fq.get("value")), as_float(fq.get("retrain_control"))
+    if value is not None and ref is not None:
+        out.append(f"forget quality F {value:.3f} vs {ref:.3f} for the retrain control")
     gap = as_float(ev.get("test_acc_gap"))
     if gap is not None:
         out.append(f"test accuracy {fmt_pp(gap)} vs the reference")
+    return out
+
+
+def _other_attacks(ev: dict[str, Any]) -> list[str]:
+    """AUC differences of the verdict attacks other than the headline one."""
+    out = []
+    for name, entry in as_dict(ev.get("per_attack")).items():
+        e = as_dict(entry)
+        diff, ci = as_float(e.get("auc_diff")), e.get("ci")
+        if name == ev.get("attack") or diff is None:
+            continue
+        text = f"{fmt_value(name)} {diff:+.3f}"
+        if isinstance(ci, list) and len(ci) == 2 and None not in map(as_float, ci):
+            text += f" (CI {float(ci[0]):+.3f} to {float(ci[1]):+.3f})"
+        out.append(text)
     return out
 
 

@@ -63,6 +63,30 @@ def test_report_on_missing_dir_is_one_line(tmp_path):
 
 
 def test_help_everywhere():
-    for cmd in ([], ["audit"], ["methods"], ["report"]):
+    for cmd in ([], ["audit"], ["methods"], ["report"], ["attack"], ["rank"]):
         res = _run([*cmd, "--help"])
         assert res.exit_code == 0 and "Usage" in res.output
+
+
+def test_the_summary_table_keeps_its_columns_aligned_for_long_names(capsys):
+    from audit.cli import _print_summary
+
+    long = "my_company.unlearning:VeryLongMethodName"
+    model = {"utility": {"test_acc": 0.9, "forget_acc": 0.8}}
+    results = {
+        "config": {"verdict": {"attack": "lira_online"}},
+        "models": {"noop": model, long: model},
+        "verdicts": {"noop": {"status": "fail"}, long: {"status": "inconclusive"}},
+        "attacks": {
+            n: {"lira_online": {"forget_vs_nonmember": {"auc": 0.6}}} for n in ("noop", long)
+        },
+        "forgetting": {long: {"forget_quality": 0.25}},
+        "controls": {"separated": False, "reasons": ["why"]},
+    }
+    _print_summary(results)
+    lines = capsys.readouterr().out.strip().splitlines()
+    table = lines[:3]
+    status_col = table[0].index("status")
+    assert all(line[status_col - 2 : status_col] == "  " for line in table)
+    assert table[2].startswith(long + "  ") and table[2].endswith("0.250")
+    assert table[1].split()[1] == "fail" and table[1].endswith("-")

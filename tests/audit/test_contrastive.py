@@ -181,11 +181,6 @@ def test_every_contrastive_unlearner_runs_on_the_objective(method):
         assert torch.equal(v, before[k])
 
 
-@pytest.mark.xfail(
-    reason="needs the lead's Producer change: get_paradigm(cfg.paradigm, cfg) and training "
-    "with paradigm.recipe(cfg.train) (see docs/contrastive.md)",
-    strict=False,
-)
 def test_the_producer_reads_the_contrastive_table():
     from audit.production import AuditInputs, Producer
 
@@ -207,3 +202,17 @@ def test_signal_descriptions_name_the_signal():
     assert "logit-scaled confidence" in get_paradigm("supervised").signal_description()
     for signal, word in (("instance", "instance"), ("encodermi", "EncoderMI"), ("probe", "probe")):
         assert word in Contrastive(ContrastiveConfig(signal=signal)).signal_description()
+
+
+def test_the_signal_key_follows_the_signal_settings_and_not_the_training_ones():
+    from audit.production import AuditInputs, Producer
+
+    def key(**contrastive):
+        cfg = from_dict({"paradigm": "contrastive", "contrastive": contrastive})
+        return Producer(cfg, AuditInputs(), progress=False, log=lambda m: None).signal_key
+
+    base = key()
+    assert key(signal="encodermi") != base and key(views=4) != base
+    assert key(temperature=0.5) != base  # the instance signal's temperature
+    assert key(knn_k=5) == base and key(epochs=3) == base  # utility / training only
+    assert key(signal="probe", views=4) == key(signal="probe")  # probe ignores views

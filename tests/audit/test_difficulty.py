@@ -93,14 +93,16 @@ def test_grad_norms_linear_closed_form():
     err = p - F.one_hot(y, 3).double()
     # dW = err x^T, db = err: ||.|| = ||err|| * sqrt(||x||^2 + 1)
     want = err.norm(dim=1) * (x.flatten(1).pow(2).sum(1) + 1).sqrt()
-    np.testing.assert_allclose(grad_norms(model, x, y, batch_size=3), want.detach().numpy(),
-                               rtol=1e-10)
+    np.testing.assert_allclose(
+        grad_norms(model, x, y, batch_size=3), want.detach().numpy(), rtol=1e-10
+    )
 
 
 def test_grad_norms_vmap_matches_loop_and_restores_mode():
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(5, 8), nn.BatchNorm1d(8), nn.ReLU(),
-                          nn.Linear(8, 3)).double()
+    model = nn.Sequential(
+        nn.Flatten(), nn.Linear(5, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3)
+    ).double()
     model(torch.randn(16, 1, 5, dtype=torch.float64))  # non-trivial running stats
     x, y = _data()
     model.train()
@@ -139,8 +141,9 @@ def test_stein_self_score_loop_and_median_bandwidth():
         want.append(float(g.pow(2).sum()) + 5 / h**2)
     np.testing.assert_allclose(got, want, rtol=1e-9)
     perm = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(3))
-    np.testing.assert_allclose(stein_self_score(model, x[perm], y[perm]), got[perm.numpy()],
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        stein_self_score(model, x[perm], y[perm]), got[perm.numpy()], rtol=1e-12
+    )
 
 
 # --- entanglement -----------------------------------------------------------
@@ -268,3 +271,171 @@ def test_feasibility_share_and_reasons():
     assert flags[0] == "" and flags[2] == ""
     assert flags[1].startswith("infeasible at this budget") and "0.900 > bar 0.500" in flags[1]
     assert "no prediction" in flags[3]
+
+
+# --- the audit's glue: bank features, outcomes, index on shadows ------------------
+
+from attacks.registry import get as get_attack  # noqa: E402
+from audit.difficulty_audit import (  # noqa: E402
+    FEATURES,
+    Rows,
+    assess,
+    bank_features,
+    difficulty_columns,
+    representation,
+    shadow_outcomes,
+    tame,
+    target_outcome,
+)
+
+
+def test_representation_is_the_input_of_the_last_linear():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(5, 4), nn.ReLU(), nn.Linear(4, 3)).double()
+    x = _data()[0]
+    model.train()
+    rep = representation(model, x, batch_size=3)
+    want = torch.relu(model[1](x.flatten(1))).float()
+    np.testing.assert_allclose(rep, want.detach().numpy(), rtol=1e-6)
+    assert model.training  # mode restored
+
+
+def test_representation_without_a_linear_is_the_output():
+    class Scale(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.tensor([2.0]))
+
+        def forward(self, x):
+            return x.flatten(1) * self.w
+
+    x = torch.randn(4, 1, 3)
+    np.testing.assert_allclose(representation(Scale(), x), 2 * x.flatten(1).numpy(), rtol=1e-6)
+
+
+def _bank():
+    """4 shadows, 3 samples: sample 0 fitted only when IN, 1 always, 2 never."""
+    keep = np.array([[1, 1, 0], [1, 0, 1], [0, 1, 1], [0, 0, 0]], bool)
+    keep[3] = ~keep[0]  # complementary pairs: every sample IN exactly twice
+    keep[2] = ~keep[1]
+    sig = np.where(keep, 10.0, -10.0)
+    sig[:, 1], sig[:, 2] = 10.0, -10.0
+    return sig[:, :, None], keep
+
+
+def test_bank_memorization_is_high_only_for_a_sample_fitted_when_in():
+    sig, keep = _bank()
+    mem = bank_features(sig, keep, sig[0], np.arange(3))["memorization"]
+    assert mem[0] == pytest.approx(1.0, abs=1e-4)  # sigmoid(10) - sigmoid(-10)
+    assert mem[1] == pytest.approx(0.0) and mem[2] == pytest.approx(0.0)
+
+
+def test_bank_features_leave_the_described_shadow_out():
+    rng = np.random.default_rng(0)
+    keep = np.zeros((6, 8), bool)
+    for j in range(3):
+        half = rng.permutation(8)[:4]
+        keep[2 * j, half] = True
+        keep[2 * j + 1] = ~keep[2 * j]
+    sig = rng.normal(size=(6, 8, 2))
+    f = np.flatnonzero(keep[0])
+    got = bank_features(sig, keep, sig[0], f, leave_out=0)
+    conf = 1 / (1 + np.exp(-sig[1:].mean(-1)))
+    want_mem = [conf[keep[1:, i], i].mean() - conf[~keep[1:, i], i].mean() for i in f]
+    np.testing.assert_allclose(got["memorization"], want_mem, rtol=1e-12)
+    lira = get_attack("lira_online").fn(sig[0], sig[1:], keep[1:])
+    np.testing.assert_allclose(got["lira"], np.asarray(lira)[f], rtol=1e-12)
+
+
+def test_outcomes_are_mid_ranks_among_the_out_shadows():
+    sig, keep = _bank()  # sample 0: IN for shadows 0 and 1, OUT (-10) for 2 and 3
+    bank = sig.copy()
+    bank[0, 0, 0] = -10.0  # shadow 0 forgot sample 0 completely: ties the OUT shadows
+    bank[1, 0, 0] = 0.0  # shadow 1 is halfway: above both OUT shadows
+    rows = Rows({n: np.zeros(2) for n in FEATURES}, np.array([0, 1]), np.array([0, 0]))
+    np.testing.assert_allclose(shadow_outcomes(bank, sig, keep, rows), [0.5, 1.0])
+    # sample 2's OUT shadows sit at -10: views (-20, 0) average to a tie (the identity
+    # view alone would give 0), and a model at +10 on sample 0 is above both OUT shadows
+    target = np.array([[10.0, 10.0], [0.0, 0.0], [-20.0, 0.0]])
+    np.testing.assert_allclose(target_outcome(target, sig, keep, np.array([0, 2])), [1.0, 0.5])
+
+
+def _synthetic(n, seed, shift=0.0):
+    rng = np.random.default_rng(seed)
+    feats = {name: rng.random(n) for name in FEATURES}
+    feats["loss"] = rng.exponential(size=n)
+    y = np.clip(0.3 + 0.6 * feats["memorization"] + shift + 0.05 * rng.normal(size=n), 0, 1)
+    return feats, y
+
+
+def test_assess_learns_on_shadows_and_judges_the_target():
+    shadow_feats, shadow_y = _synthetic(400, 0)
+    rows = Rows(shadow_feats, np.repeat(np.arange(4), 100), np.arange(400) % 50)
+    target, target_y = _synthetic(60, 1)
+    ids = np.arange(100, 160)
+    entry, cols = assess(rows, shadow_y, target, target_y, ids, bar=0.6)
+    assert entry["n"] == 60 and entry["n_fit"] == 400 and entry["n_shadows"] == 4
+    assert entry["spearman"]["index"] > 0.9
+    assert abs(entry["spearman"]["features"]["entanglement"]) < 0.35
+    assert entry["weights"]["memorization"] == max(entry["weights"].values())
+    d = entry["deciles"]
+    assert d["size"] == 6 and d["hardest"] > 0.75 > 0.45 > d["easiest"]
+    pred = cols["index"]
+    np.testing.assert_array_equal(cols["flags"] != "", pred > 0.6)
+    assert entry["feasibility"] == {
+        "bar": 0.6,
+        "share": pytest.approx(np.mean(pred <= 0.6), abs=1e-6),
+        "n_infeasible": int((pred > 0.6).sum()),
+    }
+    hard = cols["flags"][int(np.argmax(pred))]
+    assert hard.startswith("infeasible at this budget: predicted residual")
+    assert "largest push: memorization +" in hard
+    np.testing.assert_array_equal(cols["rank"][np.argsort(-pred)], np.arange(1, 61))
+
+
+def test_assess_is_invariant_to_the_order_of_the_samples():
+    shadow_feats, shadow_y = _synthetic(300, 2)
+    rows = Rows(shadow_feats, np.zeros(300, int), np.arange(300))
+    target, target_y = _synthetic(40, 3)
+    for name in FEATURES:  # 11 identical samples: equal predictions, ties broken by id
+        target[name][:10] = target[name][10]
+    ids = np.random.default_rng(4).permutation(1000)[:40]
+    entry, cols = assess(rows, shadow_y, target, target_y, ids, bar=0.7)
+    p = np.random.default_rng(5).permutation(40)
+    entry_p, cols_p = assess(
+        rows, shadow_y, {k: v[p] for k, v in target.items()}, target_y[p], ids[p], bar=0.7
+    )
+    assert entry_p == entry
+    for name in cols:
+        np.testing.assert_array_equal(cols_p[name], cols[name][p])
+
+
+def test_assess_refuses_to_evaluate_on_its_fitting_rows():
+    feats, y = _synthetic(50, 0)
+    rows = Rows(feats, np.zeros(50, int), np.arange(50))
+    with pytest.raises(ValueError, match="learn on shadows, evaluate on target"):
+        assess(rows, y, feats, y, np.arange(50), bar=0.7)
+
+
+def test_tame_keeps_ranks_and_columns_fill_only_forget_rows():
+    v = np.array([0.0, 1.0, 100.0])
+    out = tame({"loss": v, "margin": -v})
+    np.testing.assert_allclose(out["loss"], np.log1p(v))
+    np.testing.assert_array_equal(out["margin"], -v)
+    cols = difficulty_columns(
+        5, np.array([3, 1]), {"a": np.array([1.0, 2.0]), "f": np.array(["x", ""], dtype=object)}
+    )
+    np.testing.assert_array_equal(cols["a"][[3, 1]], [1.0, 2.0])
+    assert np.isnan(cols["a"][[0, 2, 4]]).all()
+    assert list(cols["f"]) == ["", "", "", "x", ""]
+
+
+def test_pool_bandwidth_is_the_median_distance_of_the_forget_inputs(monkeypatch):
+    import audit.difficulty_audit as da
+
+    x = torch.tensor([[0.0], [1.0], [3.0], [7.0], [100.0]]).reshape(5, 1, 1, 1)
+    y = torch.zeros(5, dtype=torch.int64)
+    pool = da.PoolData.of(x, y, np.array([3, 0, 2]))  # distances 3, 4, 7
+    assert pool.bandwidth == 4.0 and pool.labels.tolist() == [0] * 5
+    monkeypatch.setattr(da, "BANDWIDTH_SAMPLES", 2)  # evenly spaced in pool order: 0 and 3
+    assert da.PoolData.of(x, y, np.array([3, 0, 2])).bandwidth == 7.0

@@ -10,9 +10,20 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_python_api_example_runs(tmp_path):
     out = tmp_path / "run"
     res = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "python_api.py"), "--out", str(out),
-         "--shadows", "4", "--limit", "300"],
-        capture_output=True, text=True, timeout=600, cwd=ROOT,
+        [
+            sys.executable,
+            str(ROOT / "examples" / "python_api.py"),
+            "--out",
+            str(out),
+            "--shadows",
+            "4",
+            "--limit",
+            "300",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
     )
     assert res.returncode == 0, res.stderr[-2000:]
     assert "relabel" in res.stdout and "controls separated:" in res.stdout

@@ -11,11 +11,28 @@ from audit.cli import main
 @pytest.mark.slow
 def test_fashion_mnist_audit_controls_separate(tmp_path, require_fashion):
     out = tmp_path / "fmnist"
-    res = CliRunner().invoke(main, [
-        "audit", "--dataset", "fashion-mnist", "--data-root", str(require_fashion),
-        "--limit", "3000", "--epochs", "20", "--shadows", "8", "--forget", "random:0.2",
-        "--out", str(out), "--quiet", "--no-report",
-    ])
+    res = CliRunner().invoke(
+        main,
+        [
+            "audit",
+            "--dataset",
+            "fashion-mnist",
+            "--data-root",
+            str(require_fashion),
+            "--limit",
+            "3000",
+            "--epochs",
+            "20",
+            "--shadows",
+            "8",
+            "--forget",
+            "random:0.2",
+            "--out",
+            str(out),
+            "--quiet",
+            "--no-report",
+        ],
+    )
     assert res.exit_code == 0, res.output
     r = json.loads((out / "results.json").read_text())
     assert r["data"]["dataset"] == "fashion-mnist" and r["data"]["n_forget"] == 300

@@ -88,8 +88,7 @@ def test_run_directory_contract(tmp_path):
 def test_second_run_trains_nothing_and_gives_the_same_results(tmp_path, monkeypatch):
     first = run_audit(from_dict(WITH_ULIRA), tmp_path / "run", progress=False, log=lambda m: None)
     calls = _count_fits(monkeypatch)
-    second = run_audit(from_dict(WITH_ULIRA), tmp_path / "run", progress=False,
-                       log=lambda m: None)
+    second = run_audit(from_dict(WITH_ULIRA), tmp_path / "run", progress=False, log=lambda m: None)
     assert calls == []
     assert _stable(first.results) == _stable(second.results)
 

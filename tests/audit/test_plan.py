@@ -57,8 +57,12 @@ def test_file_plan_forces_ids_into_members(digits, tmp_path):
         ("random:abc", None, "not a fraction"),
         ("class:12", None, "names no class"),
         ("everything", None, "not understood"),
-        ("file:{f}", "1 5000", r"1 id\(s\) name no sample \(first: 5000\); they must be sample "
-         r"indices 0..1796"),
+        (
+            "file:{f}",
+            "1 5000",
+            r"1 id\(s\) name no sample \(first: 5000\); they must be sample "
+            r"indices 0..1796",
+        ),
         ("file:{f}", "", "lists no sample"),
         ("file:{f}", "1 x -3", r"2 id\(s\) name no sample \(first: x, -3\)"),
         ("file:/no/such/file", None, "does not exist"),

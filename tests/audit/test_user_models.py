@@ -34,17 +34,35 @@ def files(tmp_path):
 
 
 def _audit_args(d, *extra):
-    return ["audit", "--model", FACTORY, "--original", str(d / "orig.pt"),
-            "--members", f"file:{d / 'members.txt'}", "--forget", f"file:{d / 'forget.txt'}",
-            "--limit", "400", "--epochs", "1", "--shadows", "4", "--quiet", "--no-report",
-            "--out", str(d / "run"), *extra]
+    return [
+        "audit",
+        "--model",
+        FACTORY,
+        "--original",
+        str(d / "orig.pt"),
+        "--members",
+        f"file:{d / 'members.txt'}",
+        "--forget",
+        f"file:{d / 'forget.txt'}",
+        "--limit",
+        "400",
+        "--epochs",
+        "1",
+        "--shadows",
+        "4",
+        "--quiet",
+        "--no-report",
+        "--out",
+        str(d / "run"),
+        *extra,
+    ]
 
 
 def _set(args, flag, value):
     """Replace (or add, or with None remove) one flag of the argument list."""
     if flag in args:
         i = args.index(flag)
-        del args[i:i + 2]
+        del args[i : i + 2]
     if value is not None:
         args += [flag, value]
     return args
@@ -54,8 +72,12 @@ def _set(args, flag, value):
     ("flag", "value", "match"),
     [
         ("--original", "{d}/missing.pt", "missing.pt does not exist"),
-        ("--original", "{d}/other.pt", r"does not fit the architecture: missing 3.bias, 3.weight,"
-         r" 5.bias, 5.weight; shape mismatch 1.bias \(10,\) vs model \(128,\)"),
+        (
+            "--original",
+            "{d}/other.pt",
+            r"does not fit the architecture: missing 3.bias, 3.weight,"
+            r" 5.bias, 5.weight; shape mismatch 1.bias \(10,\) vs model \(128,\)",
+        ),
         ("--unlearned", "mine={d}/other.pt", "other.pt does not fit the architecture"),
         ("--forget", "file:{d}/bad_ids.txt", r"name no sample \(first: 5000\); they must be"),
         ("--forget", "file:{d}/nonmember.txt", "not members of the original's training set"),
@@ -109,8 +131,9 @@ def test_entry_point_plugins_are_registered(monkeypatch):
 
     import importlib.metadata as md
 
-    monkeypatch.setattr(md, "entry_points", lambda group: [EP()] if group ==
-                        ubase.ENTRY_POINT_GROUP else [])
+    monkeypatch.setattr(
+        md, "entry_points", lambda group: [EP()] if group == ubase.ENTRY_POINT_GROUP else []
+    )
     monkeypatch.setattr(ubase, "_plugins_loaded", False)
     monkeypatch.setattr(ubase, "_REGISTRY", dict(ubase._REGISTRY))
     assert "inhouse_retrain" in unlearners.available()
@@ -130,24 +153,45 @@ def test_end_to_end_user_checkpoints_and_plugin(tmp_path):
     (tmp_path / "forget.txt").write_text("\n".join(map(str, forget)))
     g = torch.Generator().manual_seed(7)
     torch.manual_seed(7)
-    original = plain_train(make_net(), ds.x[members], ds.y[members], epochs=40, lr=0.05,
-                           generator=g)
+    original = plain_train(
+        make_net(), ds.x[members], ds.y[members], epochs=40, lr=0.05, generator=g
+    )
     torch.save(original.state_dict(), tmp_path / "original.pt")
     unlearned = RetainOnly().unlearn(
-        original, (ds.x[forget], ds.y[forget]), (ds.x[retain], ds.y[retain]),
-        objective=None, recipe=None, generator=g)
+        original,
+        (ds.x[forget], ds.y[forget]),
+        (ds.x[retain], ds.y[retain]),
+        objective=None,
+        recipe=None,
+        generator=g,
+    )
     from safetensors.torch import save_file
 
     save_file(unlearned.state_dict(), str(tmp_path / "unlearned.safetensors"))
-    res = CliRunner().invoke(main, [
-        "audit", "--model", FACTORY, "--original", str(tmp_path / "original.pt"),
-        "--members", f"file:{tmp_path / 'members.txt'}",
-        "--forget", f"file:{tmp_path / 'forget.txt'}",
-        "--unlearned", f"inhouse={tmp_path / 'unlearned.safetensors'}",
-        "--unlearned", f"lazy={tmp_path / 'original.pt'}",
-        "--unlearner", "tests.audit.userpkg.methods:RetainOnly",
-        "--out", str(tmp_path / "run"), "--quiet", "--no-report",
-    ])
+    res = CliRunner().invoke(
+        main,
+        [
+            "audit",
+            "--model",
+            FACTORY,
+            "--original",
+            str(tmp_path / "original.pt"),
+            "--members",
+            f"file:{tmp_path / 'members.txt'}",
+            "--forget",
+            f"file:{tmp_path / 'forget.txt'}",
+            "--unlearned",
+            f"inhouse={tmp_path / 'unlearned.safetensors'}",
+            "--unlearned",
+            f"lazy={tmp_path / 'original.pt'}",
+            "--unlearner",
+            "tests.audit.userpkg.methods:RetainOnly",
+            "--out",
+            str(tmp_path / "run"),
+            "--quiet",
+            "--no-report",
+        ],
+    )
     assert res.exit_code == 0, res.output
     r = json.loads((tmp_path / "run" / "results.json").read_text())
     assert r["models"]["original"]["source"].endswith("original.pt")

@@ -183,8 +183,12 @@ def test_recorded_checkpoint_sha256_gets_a_column(make_run: RunFactory) -> None:
 def test_forgetting_shows_ulira_auc_and_bank_errors(make_run: RunFactory) -> None:
     results = base_results()
     results["forgetting"] = {
-        "finetune": {"forget_quality": 0.2, "epsilon_median": 1.6, "ulira_auc": 0.6123,
-                     "ulira_auc_ci": [0.5432, 0.6789]},
+        "finetune": {
+            "forget_quality": 0.2,
+            "epsilon_median": 1.6,
+            "ulira_auc": 0.6123,
+            "ulira_auc_ci": [0.5432, 0.6789],
+        },
         "gradient_ascent": {"error": "ValueError: shadow 3 diverged"},
     }
     html = render(make_run(results=results)).read_text(encoding="utf-8")

@@ -116,3 +116,30 @@ def test_samples_csv_is_read_leniently(tmp_path: Path) -> None:
     assert samples.text["flags"] == ["x;y", "", ""]
     assert samples.columns_for("lira") == {"m": "lira.m"}
     assert samples.split_scores("lira.m", "forget").tolist() == [0.5]
+
+
+def test_verdict_evidence_lists_every_attack_and_forget_quality():
+    from reports.verdict import verdict_rows
+
+    ev = {
+        "attack": "lira_online",
+        "auc": 0.61,
+        "reference_auc": 0.5,
+        "auc_diff": 0.11,
+        "ci": [0.05, 0.17],
+        "level": 0.95,
+        "per_attack": {
+            "lira_online": {"auc_diff": 0.11, "ci": [0.05, 0.17]},
+            "rmia_online": {"auc_diff": 0.02, "ci": [-0.03, 0.07]},
+        },
+        "forget_quality": {"value": 0.125, "retrain_control": 0.25},
+        "test_acc_gap": 0.0,
+    }
+    results = {
+        "models": {"m": {"role": "unlearner"}},
+        "verdicts": {"m": {"status": "fail", "reasons": ["r"], "evidence": ev}},
+    }
+    text = verdict_rows(results)[0]["evidence"]
+    assert "lira_online AUC 0.610" in text and "rmia_online +0.020 (CI -0.030 to +0.070)" in text
+    assert text.count("lira_online") == 1
+    assert "forget quality F 0.125 vs 0.250 for the retrain control" in text

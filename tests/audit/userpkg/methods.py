@@ -25,22 +25,22 @@ class RetainOnly(Unlearner):
 
     def _unlearn(self, model, forget, retain, *, objective, recipe, generator, progress):
         reinitialize(model, seed_from(generator))
-        plain_train(model, *retain, epochs=self.params.epochs, lr=self.params.lr,
-                    generator=generator)
+        plain_train(
+            model, *retain, epochs=self.params.epochs, lr=self.params.lr, generator=generator
+        )
         return model
 
 
 def plain_train(model: nn.Module, x, y, *, epochs: int, lr: float, generator) -> nn.Module:
     """The user's own training loop (SGD + cosine, batch 32), not the tool's."""
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True,
-                          weight_decay=5e-4)
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
     steps = epochs * ((len(x) + 31) // 32)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     model.train()
     for _ in range(epochs):
         order = torch.randperm(len(x), generator=generator)
         for i in range(0, len(x), 32):
-            idx = order[i:i + 32]
+            idx = order[i : i + 32]
             loss = F.cross_entropy(model(x[idx]), y[idx])
             opt.zero_grad()
             loss.backward()
