@@ -6,6 +6,12 @@ the controls' outcome and the forget-vs-non-member LiRA AUCs that the README
 quotes. Usage::
 
     python benchmarks/default_audit.py [--seeds 0 1 2] [--out benchmarks/results/default_audit.txt]
+    python benchmarks/default_audit.py --paradigm contrastive \
+        --out benchmarks/results/contrastive_default.txt
+    python benchmarks/default_audit.py --config configs/contrastive-digits.toml \
+        --out benchmarks/results/contrastive_digits.txt
+
+``--paradigm`` and ``--config`` are passed on to ``unlearn-audit audit``.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import time
 from pathlib import Path
 
 
-def one(seed: int) -> dict[str, object]:
+def one(seed: int, extra: list[str]) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "run"
         cmd = [
@@ -34,6 +40,7 @@ def one(seed: int) -> dict[str, object]:
             "--quiet",
             "--seed",
             str(seed),
+            *extra,
         ]
         t0 = time.perf_counter()
         subprocess.run(cmd, check=True, capture_output=True, text=True)
@@ -45,6 +52,8 @@ def one(seed: int) -> dict[str, object]:
         "wall_s": wall,
         "timings": r["timings"],
         "separated": r["controls"]["separated"],
+        "reasons": r["controls"]["reasons"],
+        "fq": {m: f.get("forget_quality") for m, f in r.get("forgetting", {}).items()},
         "status": {m: v["status"] for m, v in r["verdicts"].items()},
         "ci": {m: v["evidence"].get("ci") for m, v in r["verdicts"].items()},
         "auc": {m: (a["auc"], a["auc_ci"]) for m, a in auc.items()},
@@ -56,26 +65,34 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--out", default="benchmarks/results/default_audit.txt")
+    ap.add_argument("--paradigm", help="passed on: --paradigm")
+    ap.add_argument("--config", help="passed on: --config")
     args = ap.parse_args()
+    extra = [*(["--paradigm", args.paradigm] if args.paradigm else [])]
+    extra += ["--config", args.config] if args.config else []
     lines = [
         f"# unlearn-audit default audit benchmark ({time.strftime('%Y-%m-%d %H:%M')})",
         f"# machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"python {platform.python_version()}",
-        "# command: unlearn-audit audit --out RUN --quiet --seed SEED (fresh RUN)",
+        f"# command: unlearn-audit audit --out RUN --quiet --seed SEED {' '.join(extra)} "
+        "(fresh RUN)",
     ]
     for seed in args.seeds:
-        res = one(seed)
+        res = one(seed, extra)
         lines.append(f"\nseed {seed}: wall {res['wall_s']:.1f} s, phases {res['timings']}")
         lines.append(f"  controls separated: {res['separated']}")
+        lines += [f"    - {reason}" for reason in res["reasons"]]  # type: ignore[attr-defined]
         for m, (a, ci) in res["auc"].items():  # type: ignore[attr-defined]
             st = res["status"].get(m, "-")  # type: ignore[attr-defined]
             d = res["ci"].get(m)  # type: ignore[attr-defined]
             dci = f" diff-CI [{d[0]:+.3f}, {d[1]:+.3f}]" if d else ""
+            fq = res["fq"].get(m)  # type: ignore[attr-defined]
+            dci += f" F {fq:.3f}" if fq is not None else ""
             lines.append(
                 f"  {m:<16} AUC {a:.3f} [{ci[0]:.3f}, {ci[1]:.3f}] "
                 f"test_acc {res['test_acc'][m] or float('nan'):.3f} {st}{dci}"
             )  # type: ignore[index]
-        print("\n".join(lines[-(len(res["auc"]) + 2) :]), flush=True)  # type: ignore[arg-type]
+        print("\n".join(lines[-(len(res["auc"]) + 2 + len(res["reasons"])) :]), flush=True)  # type: ignore[arg-type]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text("\n".join(lines) + "\n")
     print(f"written {args.out}")
