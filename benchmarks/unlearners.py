@@ -307,12 +307,13 @@ def table(rows: list[dict[str, Any]], labels: list[str]) -> str:
 
 
 def _forget_quality_cells(ok: list[dict[str, Any]]) -> list[str]:
-    """F (mean over the U-LiRA seeds) and, per seed, F − F(retrain) with its interval."""
+    """F (one value per U-LiRA seed) and, per seed, F − F(retrain) with its interval."""
     fq = [r for r in ok if "fq" in r]
     if not fq:
         return ["—", "—"]
+    values = ", ".join(f"{r['fq']:.3f}" for r in fq)
     diffs = "; ".join(f"{r['fq_diff']:+.3f} [{r['fq_low']:+.3f}, {r['fq_high']:+.3f}]" for r in fq)
-    return [_pm([r["fq"] for r in fq]), diffs]
+    return [values, diffs]
 
 
 def _methods(grid: str | None) -> list[tuple[str, str, dict[str, Any]]]:
@@ -320,6 +321,17 @@ def _methods(grid: str | None) -> list[tuple[str, str, dict[str, Any]]]:
         return DEFAULT_METHODS
     spec = json.loads(Path(grid).read_text())
     return [("retrain", "retrain", {})] + [(k, v[0], v[1]) for k, v in spec.items()]
+
+
+def retable(path: Path) -> None:
+    """Rewrite the table of a recorded result file from its raw rows (no training)."""
+    text = path.read_text()
+    header, rest = text.split("| method |", 1)
+    rows = json.loads(rest.split("## raw rows", 1)[1])
+    labels = list(dict.fromkeys(r["label"] for r in rows))
+    path.write_text(
+        header + table(rows, labels) + "\n## raw rows\n\n" + json.dumps(rows, indent=1) + "\n"
+    )
 
 
 def main() -> None:
@@ -345,7 +357,13 @@ def main() -> None:
     ap.add_argument("--grid", help="JSON {label: [method, params]} instead of the default list")
     ap.add_argument("--cache", default="/tmp/unlearners-bench-cache")
     ap.add_argument("--out", default="benchmarks/results/unlearners.txt")
+    ap.add_argument(
+        "--retable", action="store_true", help="rebuild the table of --out from its raw rows"
+    )
     args = ap.parse_args()
+    if args.retable:
+        retable(Path(args.out))
+        return
     torch.set_num_threads(args.threads)
     t_start = time.perf_counter()
     b = Bench(args)

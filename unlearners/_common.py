@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from learning.train import Objective
-from unlearners.base import Data, UnlearnerError
+from learning.train import LossFn, Objective, Recipe, fit
+from unlearners.base import Data, Unlearner, UnlearnerError
 
 BOTH = frozenset({"supervised", "contrastive"})
 SUPERVISED = frozenset({"supervised"})
@@ -129,3 +129,35 @@ def wrong_labels(y: torch.Tensor, num_classes: int, generator: torch.Generator) 
         raise UnlearnerError("random relabelling needs at least 2 classes")
     shift = torch.randint(1, num_classes, y.shape, generator=generator, device=y.device)
     return (y + shift) % num_classes
+
+
+def tune(
+    method: Unlearner,
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    loss: LossFn,
+    recipe: Recipe,
+    generator: torch.Generator,
+    progress: bool,
+    **kwargs: object,
+) -> nn.Module:
+    """``fit`` with the method's budget: ``params.epochs`` at ``recipe.lr * params.lr_scale``.
+
+    Every gradient-based method trains this way; ``kwargs`` go to
+    :func:`learning.train.fit` (e.g. ``after_step``).
+    """
+    p = method.params
+    return fit(
+        model,
+        x,
+        y,
+        loss,
+        recipe,
+        generator,
+        lr=recipe.lr * p.lr_scale,
+        epochs=p.epochs,
+        progress=progress,
+        desc=method.name,
+        **kwargs,  # type: ignore[arg-type]
+    )

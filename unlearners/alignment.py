@@ -8,8 +8,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from learning.train import Objective, Recipe, fit
-from unlearners._common import CONTRASTIVE, index_set, non_negative, positive, require_contrastive
+from learning.train import Objective, Recipe
+from unlearners._common import (
+    CONTRASTIVE,
+    index_set,
+    non_negative,
+    positive,
+    require_contrastive,
+    tune,
+)
 from unlearners._contrastive import nt_xent_pairs, temperature_of
 from unlearners.base import Data, Unlearner, register, steps_for
 
@@ -115,14 +122,6 @@ class AlignmentCalibration(Unlearner):
                 )
             return total
 
-        return fit(
-            model,
-            *index_set(x_all.shape[0], x_all.device),
-            loss,
-            recipe,
-            generator,
-            lr=recipe.lr * p.lr_scale,
-            epochs=p.epochs,
-            progress=progress,
-            desc=self.name,
+        return tune(
+            self, model, *index_set(x_all.shape[0], x_all.device), loss, recipe, generator, progress
         )

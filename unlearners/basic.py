@@ -9,7 +9,7 @@ from torch import nn
 
 from learning.models import reinitialize
 from learning.train import Objective, Recipe, fit
-from unlearners._common import BOTH, positive
+from unlearners._common import BOTH, positive, tune
 from unlearners.base import Data, Unlearner, register, seed_from, steps_for
 
 
@@ -115,18 +115,7 @@ class Finetune(Unlearner):
         progress: bool,
         reference: Data | None = None,
     ) -> nn.Module:
-        p: TuneParams = self.params
-        return fit(
-            model,
-            *retain,
-            objective.loss,
-            recipe,
-            generator,
-            lr=recipe.lr * p.lr_scale,
-            epochs=p.epochs,
-            progress=progress,
-            desc="finetune",
-        )
+        return tune(self, model, *retain, objective.loss, recipe, generator, progress)
 
 
 @dataclass(frozen=True)
@@ -170,21 +159,10 @@ class GradientAscent(Unlearner):
         progress: bool,
         reference: Data | None = None,
     ) -> nn.Module:
-        p: AscentParams = self.params
 
         def ascent(
             m: nn.Module, x: torch.Tensor, y: torch.Tensor, g: torch.Generator
         ) -> torch.Tensor:
             return -objective.loss(m, x, y, g)
 
-        return fit(
-            model,
-            *forget,
-            ascent,
-            recipe,
-            generator,
-            lr=recipe.lr * p.lr_scale,
-            epochs=p.epochs,
-            progress=progress,
-            desc="gradient_ascent",
-        )
+        return tune(self, model, *forget, ascent, recipe, generator, progress)

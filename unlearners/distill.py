@@ -20,6 +20,7 @@ from unlearners._common import (
     non_negative,
     positive,
     require_supervised,
+    tune,
 )
 from unlearners.base import Data, Unlearner, register, seed_from, steps_for
 
@@ -239,15 +240,4 @@ class BadTeacher(Unlearner):
             log_student = F.log_softmax(m(xa).float() / t, dim=1)
             return F.kl_div(log_student, target, reduction="batchmean", log_target=True)
 
-        return fit(
-            model,
-            x,
-            flag,
-            loss,
-            recipe,
-            generator,
-            lr=recipe.lr * p.lr_scale,
-            epochs=p.epochs,
-            progress=progress,
-            desc=self.name,
-        )
+        return tune(self, model, x, flag, loss, recipe, generator, progress)

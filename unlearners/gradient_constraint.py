@@ -72,8 +72,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
-from learning.train import Objective, Recipe, fit
-from unlearners._common import BOTH, draw, index_set, is_contrastive, non_negative, positive
+from learning.train import Objective, Recipe
+from unlearners._common import BOTH, draw, index_set, is_contrastive, non_negative, positive, tune
 from unlearners._contrastive import nt_xent_single, temperature_of
 from unlearners.base import Data, Unlearner, UnlearnerError, register, steps_for
 
@@ -283,14 +283,6 @@ class GradientConstraint(Unlearner):
             m.train()
             return train + p.penalty * penalty_term(g_f, target, p.one_sided)
 
-        return fit(
-            model,
-            *index_set(xf.shape[0], xf.device),
-            loss,
-            recipe,
-            generator,
-            lr=recipe.lr * p.lr_scale,
-            epochs=p.epochs,
-            progress=progress,
-            desc=self.name,
+        return tune(
+            self, model, *index_set(xf.shape[0], xf.device), loss, recipe, generator, progress
         )

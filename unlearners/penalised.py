@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from learning.train import Objective, Recipe, fit
-from unlearners._common import BOTH, draw, non_negative, positive
+from learning.train import Objective, Recipe
+from unlearners._common import BOTH, draw, non_negative, positive, tune
 from unlearners.base import Data, Unlearner, register, steps_for
 
 
@@ -81,17 +81,7 @@ class NegGradPlus(Unlearner):
             xf, yf = draw(forget, x.shape[0], g)
             return objective.loss(m, x, y, g) - p.forget_weight * objective.loss(m, xf, yf, g)
 
-        return fit(
-            model,
-            *retain,
-            loss,
-            recipe,
-            generator,
-            lr=recipe.lr * p.lr_scale,
-            epochs=p.epochs,
-            progress=progress,
-            desc=self.name,
-        )
+        return tune(self, model, *retain, loss, recipe, generator, progress)
 
 
 @dataclass(frozen=True)
@@ -166,15 +156,4 @@ class L1Sparse(Unlearner):
         def advance(_: nn.Module) -> None:
             step[0] += 1
 
-        return fit(
-            model,
-            *retain,
-            loss,
-            recipe,
-            generator,
-            lr=recipe.lr * p.lr_scale,
-            epochs=p.epochs,
-            progress=progress,
-            desc=self.name,
-            after_step=advance,
-        )
+        return tune(self, model, *retain, loss, recipe, generator, progress, after_step=advance)

@@ -8,13 +8,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from learning.train import Objective, Recipe, fit
+from learning.train import Objective, Recipe
 from unlearners._common import (
     SUPERVISED,
     in_unit,
     num_outputs,
     positive,
     require_supervised,
+    tune,
     wrong_labels,
 )
 from unlearners.base import Data, Unlearner, register, steps_for
@@ -81,20 +82,8 @@ class RandomLabel(Unlearner):
         reference: Data | None = None,
     ) -> nn.Module:
         require_supervised(self.name, objective)
-        p: RandomLabelParams = self.params
         x, y = relabelled(model, forget, retain, generator)
-        return fit(
-            model,
-            x,
-            y,
-            objective.loss,
-            recipe,
-            generator,
-            lr=recipe.lr * p.lr_scale,
-            epochs=p.epochs,
-            progress=progress,
-            desc=self.name,
-        )
+        return tune(self, model, x, y, objective.loss, recipe, generator, progress)
 
 
 @dataclass(frozen=True)
@@ -197,19 +186,7 @@ class SalUn(Unlearner):
 
         x, y = relabelled(model, forget, retain, generator)
         try:
-            fit(
-                model,
-                x,
-                y,
-                objective.loss,
-                recipe,
-                generator,
-                lr=recipe.lr * p.lr_scale,
-                epochs=p.epochs,
-                progress=progress,
-                desc=self.name,
-                after_step=restore,
-            )
+            tune(self, model, x, y, objective.loss, recipe, generator, progress, after_step=restore)
         finally:
             for h in hooks:
                 h.remove()
