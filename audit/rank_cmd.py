@@ -75,11 +75,18 @@ def load_table(run_dir: str | Path) -> Table:
             results = {}  # the table stands without it
     table = Table(rows, columns, results)
     if not table.methods():
-        raise RankError(
-            f"{path} has no difficulty columns: the audit ran without the difficulty index "
-            "(it needs attack.ulira = true and difficulty.enabled = true); rerun the audit "
-            "with them (cached models are reused)"
-        )
+        cfg = results.get("config") or {}
+        if cfg.get("paradigm", "supervised") != "supervised":
+            why = (
+                f"the difficulty features need a classifier, and this run audited "
+                f"{cfg.get('paradigm')} encoders"
+            )
+        else:
+            why = (
+                "the audit ran without the difficulty index (it needs attack.ulira = true and "
+                "difficulty.enabled = true); rerun the audit with them (cached models are reused)"
+            )
+        raise RankError(f"{path} has no difficulty columns: {why}")
     return table
 
 

@@ -276,3 +276,15 @@ def test_rank_without_a_run_or_without_difficulty(tmp_path):
     res = _rank(tmp_path / "old")
     assert res.exit_code == 2 and "has no difficulty columns" in res.output
     assert "attack.ulira = true" in res.output and len(res.output.strip().splitlines()) == 1
+
+
+def test_rank_says_a_contrastive_run_has_no_difficulty(tmp_path):
+    import json
+
+    run = tmp_path / "enc"
+    run.mkdir()
+    (run / "samples.csv").write_text("index,id,label,split,signal.original\n0,0,1,forget,0.5\n")
+    (run / "results.json").write_text(json.dumps({"config": {"paradigm": "contrastive"}}))
+    res = _rank(run)
+    assert res.exit_code == 2 and "this run audited contrastive encoders" in res.output
+    assert "attack.ulira" not in res.output
