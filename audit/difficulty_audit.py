@@ -396,6 +396,11 @@ def difficulty_columns(
     return out
 
 
+def _fmt(value: float | None, spec: str = ".3f") -> str:
+    """A number for the log line; ``n/a`` for a missing or NaN one."""
+    return "n/a" if value is None or value != value else format(value, spec)
+
+
 def run_difficulty(
     *,
     original: nn.Module,
@@ -459,7 +464,7 @@ def run_difficulty(
         sp = entry["spearman"]
         best = max(sp["features"].items(), key=lambda kv: -np.inf if kv[1] is None else kv[1])
         log(
-            f"  {name}: Spearman index {sp['index']}, best feature {best[0]} {best[1]}, "
-            f"feasible {entry['feasibility']['share']}"
+            f"  {name}: Spearman index {_fmt(sp['index'])}, best feature {best[0]} "
+            f"{_fmt(best[1])}, feasible {_fmt(entry['feasibility']['share'], '.0%')}"
         )
     return block, columns
