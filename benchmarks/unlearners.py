@@ -120,6 +120,25 @@ class Bench:
         logits = predict_logits(model, self.x, views=lambda b: query_views(b, QUERIES, False))
         return logit_scaled_confidence(logits.numpy(), self.y.numpy()[:, None])
 
+    def unlearn(
+        self,
+        method: unlearners.Unlearner,
+        model: nn.Module,
+        forget: torch.Tensor,
+        retain: torch.Tensor,
+        gen: torch.Generator,
+    ) -> nn.Module:
+        """``method`` applied to ``model`` (pool indices ``forget`` / ``retain``)."""
+        return method.unlearn(
+            model,
+            (self.x[forget], self.y[forget]),
+            (self.x[retain], self.y[retain]),
+            objective=CrossEntropy(),
+            recipe=RECIPE,
+            generator=gen,
+            reference=self.ref,
+        )
+
     def shadow_bank(self) -> tuple[np.ndarray, np.ndarray]:
         keep = make_keep_matrix(self.args.shadows, len(self.x), seed=12345)
         sig = [self.signals(self.train(np.flatnonzero(k), 50_000 + i)) for i, k in enumerate(keep)]
@@ -148,16 +167,7 @@ def unlearned_bank(
         shadow = b.train(inside, 50_000 + k)
         ft, rt = torch.as_tensor(f_k), torch.as_tensor(np.setdiff1d(inside, f_k))
         gen = make_generator(seed * 7919 + k * 104_729 + zlib.crc32(label.encode()) % 7919, CPU)
-        model = method.unlearn(
-            shadow,
-            (b.x[ft], b.y[ft]),
-            (b.x[rt], b.y[rt]),
-            objective=CrossEntropy(),
-            recipe=RECIPE,
-            generator=gen,
-            reference=b.ref,
-        )
-        s = b.signals(model)
+        s = b.signals(b.unlearn(method, shadow, ft, rt, gen))
         np.save(path, s)
         sig.append(s)
     bank = np.stack(sig)[:, forget, 0]
@@ -201,15 +211,7 @@ def run_seed(
         gen = make_generator(seed * 1_000_003 + zlib.crc32(label.encode()) % 1_000_003, CPU)
         t0 = time.perf_counter()
         try:
-            model = method.unlearn(
-                original,
-                (b.x[f], b.y[f]),
-                (b.x[r], b.y[r]),
-                objective=CrossEntropy(),
-                recipe=RECIPE,
-                generator=gen,
-                reference=b.ref,
-            )
+            model = b.unlearn(method, original, f, r, gen)
         except Exception as exc:  # a failed method is a row, not a crash
             rows.append({"label": label, "seed": seed, "error": f"{type(exc).__name__}: {exc}"})
             print(f"  seed {seed} {label}: FAILED {exc}", file=sys.stderr)
