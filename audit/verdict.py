@@ -160,7 +160,7 @@ def forget_quality_evidence(eps: ForgetEpsilons, rule: Rule) -> dict[str, Any]:
 def _membership_reasons(
     per: dict[str, dict[str, Any]], rule: Rule, attack_level: float
 ) -> list[str]:
-    pct = f"{attack_level:.2%}".rstrip("0").rstrip(".")
+    pct = f"{attack_level * 100:.2f}".rstrip("0").rstrip(".") + "%"
 
     def what(name: str) -> str:
         e = per[name]

@@ -71,8 +71,8 @@ def _evidence(verdict: dict[str, Any]) -> list[str]:
     if diff is not None:
         text = f"AUC difference {diff:+.3f}"
         if isinstance(ci, list) and len(ci) == 2 and None not in map(as_float, ci):
-            level = as_float(ev.get("level"))
-            pct = f"{round(level * 100)}% " if level is not None else ""
+            level = as_float(ev.get("attack_level", ev.get("level")))
+            pct = f"{level * 100:.2f}".rstrip("0").rstrip(".") + "% " if level is not None else ""
             text += f" ({pct}CI {float(ci[0]):+.3f} to {float(ci[1]):+.3f})"
         out.append(text)
     out.extend(_other_attacks(ev))

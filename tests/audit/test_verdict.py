@@ -148,3 +148,10 @@ def test_controls_say_whether_forget_quality_has_power():
     }
     c = apply_controls(blind)
     assert c["separated"] and any("no power here" in r for r in c["reasons"])
+
+
+def test_reasons_name_the_level_each_interval_has():
+    one = _judge(CHANCE.copy())
+    assert "(95% CI" in one.reasons[0]
+    two = _judge(CHANCE.copy(), second=OTHER.copy())
+    assert "(97.5% CI" in two.reasons[0]

@@ -143,3 +143,24 @@ def test_verdict_evidence_lists_every_attack_and_forget_quality():
     assert "lira_online AUC 0.610" in text and "rmia_online +0.020 (CI -0.030 to +0.070)" in text
     assert text.count("lira_online") == 1
     assert "forget quality F 0.125 vs 0.250 for the retrain control" in text
+
+
+def test_verdict_evidence_quotes_the_per_attack_level_of_the_headline_interval():
+    from reports.verdict import verdict_rows
+
+    ev = {
+        "attack": "lira_online",
+        "auc": 0.6,
+        "reference_auc": 0.5,
+        "auc_diff": 0.1,
+        "ci": [0.02, 0.18],
+        "level": 0.95,
+        "attack_level": 1 - 0.05 / 3,
+    }
+    results = {
+        "models": {"m": {"role": "unlearner"}},
+        "verdicts": {"m": {"status": "fail", "reasons": [], "evidence": ev}},
+    }
+    assert "(98.33% CI +0.020 to +0.180)" in verdict_rows(results)[0]["evidence"]
+    del ev["attack_level"]
+    assert "(95% CI +0.020 to +0.180)" in verdict_rows(results)[0]["evidence"]
