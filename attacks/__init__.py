@@ -22,7 +22,7 @@ from attacks.population import (
 )
 from attacks.registry import Attack, UnknownAttackError, available, get, register
 from attacks.rmia import rmia, tune_rmia_a
-from attacks.shadows import check_keep_matrix, make_keep_matrix
+from attacks.shadows import check_keep_matrix, make_keep_matrix, unlearning_request
 from attacks.signals import logit_scaled_confidence, loss_from_signal
 from attacks.ulira import ulira
 
@@ -43,6 +43,7 @@ __all__ = [
     "loss_attack",
     "loss_from_signal",
     "make_keep_matrix",
+    "unlearning_request",
     "modified_entropy_attack",
     "per_example_epsilon",
     "register",

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["check_keep_matrix", "make_keep_matrix"]
+__all__ = ["check_keep_matrix", "make_keep_matrix", "unlearning_request"]
 
 # Domain tag mixed into the seed so that keep-matrix draws never coincide with
 # ``np.random.default_rng(seed)`` used elsewhere for the same seed. (A plain
@@ -103,3 +103,42 @@ def check_keep_matrix(keep: np.ndarray) -> None:
             )
     if problems:
         raise ValueError("invalid keep matrix: " + "; ".join(problems))
+
+
+def unlearning_request(
+    trained: np.ndarray, forget: np.ndarray, labels: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """A shadow model's unlearning request, sized and labelled like the audited one.
+
+    U-LiRA (Hayes et al. 2024) asks each shadow model to unlearn the audited
+    forget samples it trained on, ``trained ∩ forget``; with a balanced keep
+    matrix that is about half of the audited request. A method whose work
+    scales with the request (gradient ascent takes ``epochs · |forget| /
+    batch`` steps) would then unlearn less on a shadow than on the audited
+    model, and the "trained then unlearned" distribution would not be the
+    audited model's. Our choice: pad the request with samples the shadow
+    trained on that are *not* audited forget samples, drawn at random per label
+    so the request has the audited one's size and label counts (a class-wise
+    forget request stays within its class). Where a label has too few such
+    samples the request is padded as far as it goes. The padding samples are
+    never scored: U-LiRA reads the bank on the audited forget samples only.
+
+    Args:
+        trained: Pool indices the shadow model trained on.
+        forget: The audited forget indices.
+        labels: Label of every pool sample.
+        rng: Generator of the padding draw.
+
+    Returns:
+        Sorted pool indices to unlearn: ``trained ∩ forget`` plus the padding.
+    """
+    trained, forget = np.asarray(trained), np.asarray(forget)
+    own = np.intersect1d(trained, forget)
+    spare = np.setdiff1d(trained, forget)
+    extra = []
+    for c in np.unique(labels[forget]):
+        want = int((labels[forget] == c).sum() - (labels[own] == c).sum())
+        pool = spare[labels[spare] == c]
+        if want > 0 and pool.size:
+            extra.append(rng.choice(pool, size=min(want, pool.size), replace=False))
+    return np.sort(np.concatenate([own, *extra])).astype(np.int64)

@@ -10,7 +10,7 @@ et al., NeurIPS 2024, "What makes unlearning hard and what to do about it",
 study memorization and entanglement; memorization is Feldman & Zhang, NeurIPS
 2020).
 
-Rows of the fit: shadow ``k`` and sample ``i ∈ F_k = IN_k ∩ forget``. Its features
+Rows of the fit: shadow ``k`` and sample ``i ∈ IN_k ∩ forget`` (which it unlearned). Its features
 come from shadow ``k``'s own trained model exactly as the audited rows' come from
 the original (the model-dependent ones: loss, margin, gradient norm, Stein score,
 entanglement, LiRA exposure), and its bank features leave shadow ``k`` out
@@ -224,7 +224,7 @@ def shadow_rows(
     pool: PoolData,
     forget: np.ndarray,
 ) -> Rows:
-    """Fitting rows: every shadow ``k`` on ``F_k = IN_k ∩ forget``, described by itself.
+    """Fitting rows: every shadow ``k`` on ``IN_k ∩ forget``, described by itself.
 
     Args:
         load: Returns shadow ``k``'s trained model (from the run's cache).

@@ -2,10 +2,12 @@
 
 The U-LiRA bank of a method (Hayes et al. 2024, "Inexact unlearning needs
 more careful evaluations to avoid a false sense of privacy") is the shadow
-bank after each shadow ``k`` unlearned ``F_k = IN_k ∩ forget`` with that
-method. For a forget sample ``i``, shadows with ``i ∈ F_k`` give the
-*trained-then-unlearned* distribution of its signal and shadows that never
-trained on ``i`` give the *never-trained* (retrained) distribution.
+bank after each shadow ``k`` unlearned its request ``F_k`` with that method
+(``IN_k ∩ forget`` padded to the audited request's size and label counts,
+:func:`attacks.shadows.unlearning_request`). For a forget sample ``i``,
+shadows with ``i ∈ F_k`` give the *trained-then-unlearned* distribution of
+its signal and shadows that never trained on ``i`` give the *never-trained*
+(retrained) distribution.
 
 From that bank this module derives, per audited model:
 

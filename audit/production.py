@@ -20,6 +20,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 import unlearners
+from attacks.shadows import unlearning_request
 from audit import __version__
 from audit.config import AuditConfig, ConfigError
 from audit.paradigms import get_paradigm
@@ -83,6 +84,7 @@ class Producer:
         )
         plan = make_plan(ds, cfg.forget.spec, cfg.seed, cfg.attack.shadows, cfg.data.members)
         self.ds, self.x, self.y = ds, ds.x.to(self.device), ds.y.to(self.device)
+        self.labels = ds.y.numpy()
         self.objective = self.paradigm.objective(ds, self.recipe)
         factory = self.inputs.model_factory
         arch = (
@@ -364,7 +366,10 @@ class Producer:
         return out
 
     def unlearned_bank(self, method: Unlearner, plan: Plan) -> np.ndarray:
-        """U-LiRA bank of ``method``: shadow ``k`` unlearns ``F_k = IN_k ∩ forget``.
+        """U-LiRA bank of ``method``: shadow ``k`` unlearns its request ``F_k``.
+
+        ``F_k`` is ``IN_k ∩ forget`` padded with other samples of ``IN_k`` to the
+        audited request's size and label counts (:func:`attacks.shadows.unlearning_request`).
 
         Returns the signals ``(m, n, views)`` of the unlearned shadows; each one is
         cached under a key of its shadow, the method, its parameters and ``F_k``.
@@ -382,7 +387,12 @@ class Producer:
         )
         for k in bar:
             keep_k = np.flatnonzero(plan.keep[k])
-            forget_k = np.intersect1d(keep_k, plan.forget)
+            forget_k = unlearning_request(
+                keep_k,
+                plan.forget,
+                self.labels,
+                np.random.default_rng(derive_seed(self.cfg.seed, "ulira-request", k)),
+            )
             seed = derive_seed(self.cfg.seed, "shadow", k)
             shadow, _, _, skey = self.train_cached("shadow", keep_k, seed, bar=False)
             useed = derive_seed(self.cfg.seed, "ulira", name, k)

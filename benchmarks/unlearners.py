@@ -21,9 +21,10 @@ Usage (records benchmarks/results/unlearners.txt; ~15 min on 2 CPU cores)::
 
 U-LiRA forget quality (Hayes et al. 2024; NeurIPS 2023 unlearning competition):
 for the seeds in ``--ulira-seeds`` (default: the first seed, to bound the
-cost), every shadow model ``k`` also unlearns ``F_k = IN_k ∩ forget`` with each
-method; per forget sample, ε separates those unlearned shadows from the
-shadows that never trained on it, and F is the competition's score. The
+cost), every shadow model ``k`` also unlearns a request ``F_k`` with each method
+(``IN_k ∩ forget`` padded to the audited request's size, as the audit does);
+per forget sample, ε separates those unlearned shadows from the shadows that
+never trained on it, and F is the competition's score. The
 ``retrain`` row's F is exact unlearning's F at this bank size (8 models per
 side with 16 shadows): read a method's F against it, with the paired bootstrap
 interval of the difference (the verdict's forget-quality rule, docs/verdict.md).
@@ -54,7 +55,7 @@ import unlearners  # noqa: E402
 from attacks.epsilon import per_example_epsilon, signals_by_side  # noqa: E402
 from attacks.lira import lira  # noqa: E402
 from attacks.metrics import auc_difference_ci, roc_metrics  # noqa: E402
-from attacks.shadows import make_keep_matrix  # noqa: E402
+from attacks.shadows import make_keep_matrix, unlearning_request  # noqa: E402
 from attacks.signals import logit_scaled_confidence  # noqa: E402
 from audit.verdict import ForgetEpsilons, Rule, forget_quality_evidence  # noqa: E402
 from learning import CrossEntropy, Recipe, load_dataset, make_generator, make_model  # noqa: E402
@@ -154,11 +155,16 @@ def unlearned_bank(
     forget: np.ndarray,
     keep: np.ndarray,
 ) -> np.ndarray:
-    """Per forget sample, ε of ``method``'s U-LiRA bank (shadow k unlearned ``IN_k ∩ forget``)."""
+    """Per forget sample, ε of ``method``'s U-LiRA bank (shadow k unlearned its request).
+
+    The request is ``IN_k ∩ forget`` padded to the audited request's size and label
+    counts, as the audit does (:func:`attacks.shadows.unlearning_request`).
+    """
     sig = []
     for k, row in enumerate(keep):
         inside = np.flatnonzero(row)
-        f_k = np.intersect1d(inside, forget)
+        rng = np.random.default_rng([seed, k, 0x726571])  # "req": the padding draw
+        f_k = unlearning_request(inside, forget, b.y.numpy(), rng)
         key = _key(**b.base, label=label, params=params, seed=seed, k=k, f=f_k.tolist())
         path = b.cache / f"ulira-{key}.npy"
         if path.exists():
