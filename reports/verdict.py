@@ -67,14 +67,11 @@ def _evidence(verdict: dict[str, Any]) -> list[str]:
     if auc is not None:
         versus = f" vs {fmt_fixed(ref)} for the reference" if ref is not None else ""
         out.append(f"{fmt_value(ev.get('attack') or 'attack')} AUC {fmt_fixed(auc)}{versus}")
-    diff, ci = as_float(ev.get("auc_diff")), ev.get("ci")
+    diff = as_float(ev.get("auc_diff"))
     if diff is not None:
-        text = f"AUC difference {diff:+.3f}"
-        if isinstance(ci, list) and len(ci) == 2 and None not in map(as_float, ci):
-            level = as_float(ev.get("attack_level", ev.get("level")))
-            pct = f"{level * 100:.2f}".rstrip("0").rstrip(".") + "% " if level is not None else ""
-            text += f" ({pct}CI {float(ci[0]):+.3f} to {float(ci[1]):+.3f})"
-        out.append(text)
+        level = as_float(ev.get("attack_level", ev.get("level")))
+        pct = f"{level * 100:.2f}".rstrip("0").rstrip(".") + "% " if level is not None else ""
+        out.append(f"AUC difference {diff:+.3f}{_ci_text(ev.get('ci'), pct)}")
     out.extend(_other_attacks(ev))
     fq = as_dict(ev.get("forget_quality"))
     value, ref = as_float(fq.get("value")), as_float(fq.get("retrain_control"))
@@ -94,11 +91,15 @@ def _other_attacks(ev: dict[str, Any]) -> list[str]:
         diff, ci = as_float(e.get("auc_diff")), e.get("ci")
         if name == ev.get("attack") or diff is None:
             continue
-        text = f"{fmt_value(name)} {diff:+.3f}"
-        if isinstance(ci, list) and len(ci) == 2 and None not in map(as_float, ci):
-            text += f" (CI {float(ci[0]):+.3f} to {float(ci[1]):+.3f})"
-        out.append(text)
+        out.append(f"{fmt_value(name)} {diff:+.3f}{_ci_text(ci)}")
     return out
+
+
+def _ci_text(ci: Any, label: str = "") -> str:
+    """`` (LABELCI lo to hi)`` for a recorded two-number interval, else ``""``."""
+    if isinstance(ci, list) and len(ci) == 2 and None not in map(as_float, ci):
+        return f" ({label}CI {float(ci[0]):+.3f} to {float(ci[1]):+.3f})"
+    return ""
 
 
 def verdict_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
