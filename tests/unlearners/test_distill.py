@@ -49,21 +49,52 @@ def test_scrub_runs_max_passes_on_forget_in_the_first_epochs_only(classifier, mo
     ]
 
 
-def test_scrub_max_steps_push_the_student_from_the_teacher_on_forget(classifier):
+def test_scrub_max_steps_push_the_student_from_the_teacher_on_forget(classifier, monkeypatch):
+    """A max pass multiplies the student's divergence from the teacher on forget.
+
+    Watched on the second max pass (``epochs=2, max_epochs=2``): the first starts at
+    student == teacher, where the KL and its gradient are 0 (no batch norm or dropout
+    here to tell them apart), so it moves the weights by weight decay only. Over
+    classifier seeds 0-23 at 1 and 2 torch threads (identical numbers), log(after /
+    before) of that pass is 2.75 on average, SD 0.40, min 1.9: the threshold log 2 is
+    5.1 SDs below. The former test compared whole runs with max_epochs 1 and 0: the max
+    pass did nothing and the runs differed only in their shuffling, so the ratio
+    (0.04-565 over seeds 0-15, 9 of 16 below its threshold 2) measured the min passes'
+    own drift on forget.
+    """
     s = classifier
 
-    def d_forget(out):
+    def d_forget(m):
         with torch.no_grad():
-            return distill_kl(out(s.forget[0]), s.model(s.forget[0]), 4.0).item()
+            return distill_kl(m(s.forget[0]), s.model(s.forget[0]), 4.0).item()
 
-    with_max = d_forget(run("scrub", s, lr_scale=0.5, max_epochs=1))
-    without = d_forget(run("scrub", s, lr_scale=0.5, max_epochs=0))
-    assert with_max > 2 * without
+    passes = {}
+    real_fit = distill.fit
+
+    def spy(model, x, y, loss_fn, *args, **kwargs):
+        if not kwargs["desc"].startswith("scrub max"):
+            return real_fit(model, x, y, loss_fn, *args, **kwargs)
+        before = d_forget(model)
+        out = real_fit(model, x, y, loss_fn, *args, **kwargs)
+        passes[kwargs["desc"]] = (before, d_forget(model))
+        return out
+
+    monkeypatch.setattr(distill, "fit", spy)
+    run("scrub", s, lr_scale=0.5, epochs=2, max_epochs=2)
+    before, after = passes["scrub max 2"]
+    assert after > 2 * before, passes
 
 
 def test_bad_teacher_pulls_forget_outputs_to_the_random_teacher(classifier):
+    """Forget outputs move to the random teacher, retain outputs stay away from it.
+
+    Over classifier seeds 0-23 at 1 and 2 torch threads (identical numbers): KL(out ||
+    bad) on forget over the original's is 0.037 on average, SD 0.013, max 0.073 (bound
+    0.5: 36 SDs); log of retain KL over forget KL is 1.74, SD 0.32, min 1.15 (bound 0:
+    5.4 SDs). The former 5 epochs at lr_scale 1 gave 1.23, SD 0.39 (3.2 SDs), min 0.74.
+    """
     s = classifier
-    out = run("bad_teacher", s, epochs=5.0, lr_scale=1.0)
+    out = run("bad_teacher", s, epochs=10.0, lr_scale=0.5)
     # the incompetent teacher is the first draw of the method's generator
     bad = reinitialize(copy.deepcopy(s.model), seed_from(make_generator(0, CPU))).eval()
 

@@ -83,12 +83,25 @@ def test_matched_needs_reference(classifier):
 
 
 def _log_norm(model, data):
-    """Mean log per-sample gradient norm (the scale the penalty works in)."""
-    return supervised_grad_norms(model, *data, make_generator(0, CPU), False).log().mean().item()
+    """Mean log per-sample gradient norm of the head: the norm (``scope="head"``, the
+    default) and the scale (log) the penalty works in."""
+    norms = supervised_grad_norms(model, *data, make_generator(0, CPU), False, scope="head")
+    return norms.log().mean().item()
 
 
 @pytest.mark.parametrize("variant", ["member_only", "matched"])
 def test_unlearning_moves_forget_norms_to_their_target(classifier, variant):
+    """The penalty pulls the forget set's mean log head-gradient norm to its target.
+
+    Measured on the norm the penalty constrains (the head's). Over classifier seeds
+    0-23 (the fixture is 0) at 1 and 2 torch threads (identical numbers), ``|after -
+    target| / |before - target|``: member_only mean 0.052, SD 0.038, max 0.15; matched
+    mean 0.079, SD 0.054, max 0.18; the bound 0.5 is 11.8 and 7.7 SDs away. ``target -
+    before``: member_only mean 5.0, SD 0.73, min 2.7; matched 4.6, SD 0.87, min 2.5
+    (bound 1: 5.5 and 4.1 SDs). The former measure, all parameters' norms (which the
+    default head scope does not constrain), gave member_only 0.58 +- 0.23 over seeds
+    0-15, 8 of them above 0.5, the fixture 0.45.
+    """
     s = classifier
     before = _log_norm(s.model, s.forget)
     target = _log_norm(s.model, s.reference) if variant == "matched" else math.log(2.0)

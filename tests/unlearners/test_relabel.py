@@ -48,8 +48,17 @@ def test_salun_leaves_non_salient_weights_bit_identical(classifier, ratio):
 
 
 def test_random_label_lowers_forget_accuracy_more_than_retain(classifier):
-    out = run("random_label", classifier, epochs=10.0, lr_scale=1.0)
+    """The original fits the forget set; after random labels it is far below chance there.
+
+    Over classifier seeds 0-23 at 1 and 2 torch threads (identical numbers): the
+    original's forget accuracy is 1.0 for 23 seeds and 15/16 for one; after 20 epochs,
+    forget accuracy is 0.010 on average, SD 0.024, max 0.06 (bound 0.5: 20 SDs) and
+    retain accuracy 0.999, SD 0.0035, min 0.99. The former 10 epochs left forget
+    accuracy at 0.11, SD 0.10, max 0.38 (3.9 SDs), and the exact 1.0 it asked of the
+    original failed for that one seed.
+    """
+    out = run("random_label", classifier, epochs=20.0, lr_scale=1.0)
     acc = lambda m, d: (m(d[0]).argmax(1) == d[1]).float().mean().item()  # noqa: E731
     with torch.no_grad():
-        assert acc(classifier.model, classifier.forget) == 1.0
+        assert acc(classifier.model, classifier.forget) > 0.9
         assert acc(out, classifier.forget) < 0.5 < acc(out, classifier.retain)
