@@ -203,17 +203,30 @@ def _print_summary(results: dict[str, Any]) -> None:
         util = model.get("utility") or {}
         auc = results["attacks"].get(name, {}).get(attack, {}).get("forget_vs_nonmember", {})
         fq = results.get("forgetting", {}).get(name, {}).get("forget_quality")
+        ev = results["verdicts"].get(name, {}).get("evidence", {})
+        records = ev.get("records", {})
         rows.append(
             (
                 name,
                 results["verdicts"].get(name, {}).get("status", "-"),
+                _residual_cell(ev.get("residual")),
+                f"{records['n_recognisable']}/{records['n_forget']}" if records else "-",
                 f"{util.get('test_acc', nan):.3f}",
                 f"{util.get('forget_acc', nan):.3f}",
                 f"{auc.get('auc', nan):.3f}",
                 "-" if fq is None else f"{fq:.3f}",
             )
         )
-    head = ("model", "status", "test acc", "forget acc", f"AUC {attack}", "forget quality")
+    head = (
+        "model",
+        "status",
+        "residual (CI)",
+        "recognisable",
+        "test acc",
+        "forget acc",
+        f"AUC {attack}",
+        "forget quality",
+    )
     widths = [max(len(r[j]) for r in [head, *rows]) for j in range(len(head))]
     click.echo("")
     for row in [head, *rows]:
@@ -222,10 +235,25 @@ def _print_summary(results: dict[str, Any]) -> None:
             for j, (c, w) in enumerate(zip(row, widths, strict=True))
         ]
         click.echo("  ".join(cells).rstrip())
+    power = results.get("power", {})
+    if power.get("statement"):
+        click.echo(power["statement"])
     controls = results["controls"]
     click.echo(f"controls separated: {'yes' if controls['separated'] else 'NO'}")
     for reason in controls["reasons"]:
         click.echo(f"  - {reason}")
+
+
+def _residual_cell(res: dict[str, Any] | None) -> str:
+    """``0.12 [-0.05, 0.31]`` (None ends are unbounded)."""
+    if not res:
+        return "-"
+
+    def num(v: float | None, inf: str) -> str:
+        return inf if v is None else f"{v:.2f}"
+
+    lo, hi = res["ci"]
+    return f"{num(res['value'], '?')} [{num(lo, '-inf')}, {num(hi, 'inf')}]"
 
 
 @main.command()

@@ -23,7 +23,7 @@ class ConfigError(ValueError):
     """An invalid configuration value; the message names the key."""
 
 
-RESERVED = ("original", "reference", "noop", "retrain")
+RESERVED = ("original", "reference", "noop", "retrain", "planted")
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,10 @@ class DataConfig:
         dataset: A built-in name (``digits``, ``mnist``, ``fashion-mnist``, ``cifar10``,
             ``cifar100``, ``svhn``) or a path to an ``.npz`` file with ``x`` and ``y``.
         root: Folder with the raw files (torchvision datasets, Fashion-MNIST...).
-        limit: Use only the first ``limit`` samples of the dataset (0 = all).
+        limit: Use only the first ``limit`` samples of the dataset; 0 = the dataset's
+            default size (``learning.data.DEFAULT_SIZES``: the first 700 of digits'
+            1,797 images, all of any other dataset) when the audit trains its own
+            original, and all of it when you bring the original or its members.
         members: The original model's training set: empty = a seeded random half of the
             pool; ``file:PATH`` = the sample ids it was trained on (required to audit a
             model you bring with ``model.original``).
@@ -74,7 +77,7 @@ class ForgetConfig:
             separated; they are placed among the members).
     """
 
-    spec: str = "random:0.1"
+    spec: str = "random:0.5"
 
 
 @dataclass(frozen=True)
@@ -111,7 +114,7 @@ class AttackConfig:
             docs/performance.md). Both engines share the model cache.
     """
 
-    shadows: int = 16
+    shadows: int = 64
     queries: int = 0
     attacks: tuple[str, ...] = ("loss", "lira_online", "lira_offline", "rmia_online")
     ulira: bool = True
@@ -140,6 +143,13 @@ class VerdictConfig:
         utility_tolerance: Largest allowed drop of test accuracy below the reference.
         min_forget_quality: Absolute bar on U-LiRA's forget quality F in [0, 1];
             0 = F must only not be below the retrain control's.
+        max_residual: Equivalence margin on the residual membership (reference 0,
+            original 1): a model passes only when every verdict attack's residual
+            interval lies below it (docs/verdict.md).
+        fdr: False discovery rate of the per-record list of forget records still
+            recognisable (Benjamini-Hochberg).
+        planted_fraction: Share of the forget request the planted partial-forgetting
+            control is retrained with (it must fail); 0 = no planted control.
     """
 
     attack: str = "lira_online"
@@ -149,6 +159,9 @@ class VerdictConfig:
     n_boot: int = 1000
     utility_tolerance: float = 0.05
     min_forget_quality: float = 0.0
+    max_residual: float = 0.3
+    fdr: float = 0.1
+    planted_fraction: float = 0.5
 
     @property
     def judged_by(self) -> tuple[str, ...]:
@@ -345,6 +358,18 @@ def _validate(cfg: AuditConfig) -> None:
     if not 0 <= v.min_forget_quality <= 1:
         raise ConfigError(
             f"verdict.min_forget_quality must lie in [0, 1], got {v.min_forget_quality}"
+        )
+    if not 0 < v.max_residual < 1:
+        raise ConfigError(
+            f"verdict.max_residual must lie in (0, 1) (a share of the original's membership "
+            f"evidence), got {v.max_residual}"
+        )
+    if not 0 < v.fdr < 1:
+        raise ConfigError(f"verdict.fdr must lie in (0, 1), got {v.fdr}")
+    if not 0 <= v.planted_fraction < 1:
+        raise ConfigError(
+            f"verdict.planted_fraction must lie in [0, 1) (0 = no planted control), "
+            f"got {v.planted_fraction}"
         )
     if not 0 <= v.utility_tolerance <= 1:
         raise ConfigError(

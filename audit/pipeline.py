@@ -30,9 +30,11 @@ from audit.forgetting import retain_leakage, ulira_block
 from audit.measure import attack_metrics, attack_scores, forget_vs_nonmember, samples_csv
 from audit.plan import Plan, derive_seed
 from audit.production import AuditInputs, Producer, resolve_methods
+from audit.residual import RECORD_ATTACK, minimum_detectable_residual, record_evidence
 from audit.rundir import ModelStore, atomic_savez, atomic_write_json, atomic_write_text
 from audit.verdict import (
     NEGATIVE_CONTROL,
+    PLANTED_CONTROL,
     POSITIVE_CONTROL,
     ForgetEpsilons,
     Rule,
@@ -43,6 +45,14 @@ from learning.data import Dataset
 from learning.train import CrossEntropy
 
 CONTROLS = (NEGATIVE_CONTROL, POSITIVE_CONTROL)
+SCHEMA_VERSION = 2  # 2: residual, records, power (MDR) and the planted control
+
+
+def planted_records(plan: Plan, fraction: float, seed: int) -> np.ndarray:
+    """The forget records the planted control keeps: a seeded random ``fraction`` (sorted)."""
+    k = int(round(fraction * plan.forget.size))
+    rng = np.random.default_rng(derive_seed(seed, "planted-records"))
+    return np.sort(rng.permutation(plan.forget)[:k])
 
 
 @dataclass
@@ -61,11 +71,12 @@ class _Models:
     signals: dict[str, np.ndarray] = field(default_factory=dict)
     entries: dict[str, dict[str, Any]] = field(default_factory=dict)
     judged: list[str] = field(default_factory=list)
+    planted: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 def _check(cfg: AuditConfig, inputs: AuditInputs) -> list[str]:
     """Fail fast, before any data is loaded or model trained; return the judged names."""
-    for name in (*cfg.attack.attacks, *cfg.verdict.judged_by):
+    for name in (*cfg.attack.attacks, *cfg.verdict.judged_by, RECORD_ATTACK):
         attack_registry.get(name)
     for name in cfg.unlearn.methods:
         if name in CONTROLS:
@@ -103,6 +114,20 @@ def _targets(p: Producer, plan: Plan) -> _Models:
         out.judged.append(method.name)
         if usig is not None:
             out.signals[method.name] = usig
+    fraction = cfg.verdict.planted_fraction
+    if fraction > 0:
+        out.planted = planted_records(plan, fraction, cfg.seed)
+        p.log(
+            f"training the planted control on the retain set plus {out.planted.size} of the "
+            f"{plan.forget.size} forget samples ({fraction:.0%})"
+        )
+        idx = np.union1d(plan.retain, out.planted)
+        model, meta, sig, pkey = p.train_cached(
+            PLANTED_CONTROL, idx, derive_seed(cfg.seed, "planted"), p.progress
+        )
+        out.signals[PLANTED_CONTROL] = sig
+        out.entries[PLANTED_CONTROL] = {"role": "control", "model": model, "key": pkey, **meta}
+        out.judged.append(PLANTED_CONTROL)
     for name, (model, meta, usig) in p.checkpoints().items():
         out.entries[name] = {"role": "unlearner", "model": model, **meta}
         out.judged.append(name)
@@ -132,6 +157,20 @@ def _model_block(p: Producer, models: _Models, plan: Plan) -> dict[str, Any]:
     return block
 
 
+def _rule(cfg: AuditConfig) -> Rule:
+    v = cfg.verdict
+    return Rule(
+        primary=v.attack,
+        level=v.level,
+        n_boot=v.n_boot,
+        utility_tolerance=v.utility_tolerance,
+        correction=v.correction,
+        min_forget_quality=v.min_forget_quality,
+        max_residual=v.max_residual,
+        seed=derive_seed(cfg.seed, "boot"),
+    )
+
+
 def _verdicts(
     cfg: AuditConfig,
     models: dict[str, Any],
@@ -140,23 +179,17 @@ def _verdicts(
     plan: Plan,
     extra: dict[str, np.ndarray],
     forgetting: dict[str, Any],
-) -> tuple[dict[str, Any], dict[str, Any]]:
+    planted: np.ndarray,
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Verdicts, the controls block and the power block (MDR, planted control)."""
     v = cfg.verdict
-    rule = Rule(
-        primary=v.attack,
-        level=v.level,
-        n_boot=v.n_boot,
-        utility_tolerance=v.utility_tolerance,
-        correction=v.correction,
-        min_forget_quality=v.min_forget_quality,
-        seed=derive_seed(cfg.seed, "boot"),
-    )
+    rule = _rule(cfg)
 
     def forget_vs_non(name: str) -> dict[str, np.ndarray]:
         return {a: forget_vs_nonmember(plan, scores[name][a])[0] for a in v.judged_by}
 
     is_forget = forget_vs_nonmember(plan, scores["reference"][v.attack])[1]
-    reference = forget_vs_non("reference")
+    reference, original = forget_vs_non("reference"), forget_vs_non("original")
     ref_acc = models["reference"]["utility"]["test_acc"]
     out = {}
     for name in judged:
@@ -164,6 +197,7 @@ def _verdicts(
         out[name] = judge(
             forget_vs_non(name) if name in scores else None,
             reference,
+            original,
             is_forget,
             test_acc=(entry["utility"] or {}).get("test_acc"),
             reference_test_acc=ref_acc,
@@ -171,8 +205,41 @@ def _verdicts(
             epsilons=_epsilons(name, plan, extra, forgetting),
             error=entry.get("error"),
         )
+        if name in scores:
+            rec = record_evidence(
+                RECORD_ATTACK,
+                forget_vs_nonmember(plan, scores[name][RECORD_ATTACK])[0],
+                is_forget,
+                v.fdr,
+            )
+            out[name].evidence["records"] = rec.to_dict(plan.forget)
+            for label, values in (("pvalue", rec.pvalues), ("recognisable", rec.recognisable)):
+                col = np.full(plan.n_pool, np.nan)
+                col[plan.forget] = values
+                extra[f"{label}.{name}"] = col
+    if PLANTED_CONTROL in out:
+        out[PLANTED_CONTROL].evidence["planted_fraction"] = v.planted_fraction
     controls = apply_controls(out)
-    return {k: vd.to_dict() for k, vd in out.items()}, controls
+    power = minimum_detectable_residual(
+        original,
+        forget_vs_non(POSITIVE_CONTROL),
+        reference,
+        is_forget,
+        level=rule.attack_level(len(v.judged_by)),
+        seed=derive_seed(cfg.seed, "mdr"),
+    ).to_dict()
+    if PLANTED_CONTROL in out:
+        pv = out[PLANTED_CONTROL]
+        power["planted"] = {
+            "fraction": v.planted_fraction,
+            "n_planted": int(planted.size),
+            "status": pv.status,
+            "residual": pv.evidence.get("residual"),
+        }
+        col = np.full(plan.n_pool, np.nan)
+        col[plan.forget] = np.isin(plan.forget, planted)
+        extra["planted"] = col
+    return {k: vd.to_dict() for k, vd in out.items()}, controls, power
 
 
 def _epsilons(
@@ -360,7 +427,7 @@ def run_audit(
     models = _timed(timings, "targets", lambda: _targets(p, plan))
     logger(f"training {cfg.attack.shadows} shadow models")
     shadow = _timed(timings, "shadows", lambda: p.shadows(plan))
-    names = list(dict.fromkeys([*cfg.attack.attacks, *cfg.verdict.judged_by]))
+    names = list(dict.fromkeys([*cfg.attack.attacks, *cfg.verdict.judged_by, RECORD_ATTACK]))
     scores = attack_scores(models.signals, shadow, plan.keep, names)
     block = _model_block(p, models, plan)
     banks: dict[str, np.ndarray] = {}
@@ -369,7 +436,7 @@ def run_audit(
         timings, "difficulty", lambda: _difficulty(p, plan, models, shadow, banks)
     )
     results: dict[str, Any] = {
-        "schema_version": 1,
+        "schema_version": SCHEMA_VERSION,
         "tool": {"name": "unlearn-audit", "version": __version__},
         "run": _provenance(cfg, p, command),
         "config": cfg.to_dict(),
@@ -397,8 +464,12 @@ def run_audit(
             "shadow models were trained with the [train] recipe of this config, assumed to be "
             "how the original was trained"
         ]
-    results["verdicts"], results["controls"] = _verdicts(
-        cfg, block, models.judged, scores, plan, extra, forgetting
+    results["verdicts"], results["controls"], results["power"] = _timed(
+        timings,
+        "verdicts",
+        lambda: _verdicts(
+            cfg, block, models.judged, scores, plan, extra, forgetting, models.planted
+        ),
     )
     _note_leakage(results)
     _write(run_dir, plan, ds, models, shadow, scores, {**extra, **hard_cols})
@@ -426,7 +497,11 @@ def _write(
         run_dir / "samples.csv", samples_csv(plan, labels, ds.ids, models.signals, scores, extra)
     )
     names = list(models.signals)
-    keep_rows = {"reference": plan.retain, POSITIVE_CONTROL: plan.retain}
+    keep_rows = {
+        "reference": plan.retain,
+        POSITIVE_CONTROL: plan.retain,
+        PLANTED_CONTROL: np.union1d(plan.retain, models.planted),
+    }
     target_keep = np.stack([plan.mask(keep_rows.get(n, plan.members)) for n in names])
     atomic_savez(
         run_dir / "signals.npz",

@@ -27,7 +27,7 @@ from audit.paradigms import get_paradigm
 from audit.plan import Plan, derive_seed, make_plan
 from audit.rundir import ModelStore, cached, content_key, index_digest
 from learning.checkpoints import file_digest, load_checkpoint
-from learning.data import Dataset, load_dataset
+from learning.data import Dataset, default_size, load_dataset
 from learning.models import make_model
 from learning.train import fit, make_generator, resolve_device
 from unlearners import Unlearner
@@ -80,7 +80,7 @@ class Producer:
         """Load the data and draw the plan (fails before any file is written)."""
         cfg = self.cfg
         ds = self.inputs.dataset or load_dataset(
-            cfg.data.dataset, cfg.data.root or None, cfg.data.limit or None
+            cfg.data.dataset, cfg.data.root or None, self._limit()
         )
         plan = make_plan(ds, cfg.forget.spec, cfg.seed, cfg.attack.shadows, cfg.data.members)
         self.ds, self.x, self.y = ds, ds.x.to(self.device), ds.y.to(self.device)
@@ -104,6 +104,13 @@ class Producer:
             "version": __version__,
         }
         return ds, plan
+
+    def _limit(self) -> int | None:
+        """``data.limit``; 0 = the dataset's default size when the audit trains its own
+        original, else all of it (a model you bring was trained on ids of the whole set)."""
+        cfg = self.cfg
+        brought = bool(cfg.data.members or cfg.model.original) or self.inputs.original is not None
+        return cfg.data.limit or (None if brought else default_size(cfg.data.dataset))
 
     def _preflight(self) -> None:
         """Check the model factory and every checkpoint before anything is written."""

@@ -36,10 +36,11 @@ from typing import Any
 import numpy as np
 
 from attacks.epsilon import forget_quality_points
-from attacks.metrics import auc_difference_ci, roc_metrics
+from audit.residual import ResidualEstimate, estimate_residual, finite_or_none
 
 NEGATIVE_CONTROL = "noop"
 POSITIVE_CONTROL = "retrain"
+PLANTED_CONTROL = "planted"
 CORRECTIONS = ("bonferroni", "none")
 
 
@@ -67,6 +68,8 @@ class Rule:
         correction: ``bonferroni`` (each attack's interval at ``1 - (1 - level) / k``)
             or ``none`` (each at ``level``).
         min_forget_quality: Absolute bar on F (0 = only the comparison with retrain).
+        max_residual: Equivalence margin: a pass needs every attack's residual interval
+            below it (docs/verdict.md).
         seed: Bootstrap seed.
     """
 
@@ -76,7 +79,13 @@ class Rule:
     utility_tolerance: float = 0.05
     correction: str = "bonferroni"
     min_forget_quality: float = 0.0
+    max_residual: float = 0.3
     seed: int = 0
+
+    @property
+    def residual_level(self) -> float:
+        """Two-sided level of each residual interval: its ends are one-sided ``level`` bounds."""
+        return 1 - 2 * (1 - self.level)
 
     def attack_level(self, k: int) -> float:
         """Confidence level of each of ``k`` attacks' intervals."""
@@ -98,31 +107,31 @@ class ForgetEpsilons:
     n_models: int
 
 
-def _outcome(lo: float, hi: float) -> str:
-    return "residual membership" if lo > 0 else "over-forgetting" if hi < 0 else "indistinguishable"
-
-
 def attack_evidence(
     scores: Mapping[str, np.ndarray],
     reference: Mapping[str, np.ndarray],
+    original: Mapping[str, np.ndarray],
     is_forget: np.ndarray,
     rule: Rule,
-) -> dict[str, dict[str, Any]]:
-    """Per attack: AUCs, the paired bootstrap interval of their difference and its outcome."""
-    level = rule.attack_level(len(scores))
-    out: dict[str, dict[str, Any]] = {}
-    for name, s in scores.items():
-        ci = auc_difference_ci(
-            s, reference[name], is_forget, n_boot=rule.n_boot, level=level, seed=rule.seed
-        )
-        out[name] = {
-            "auc": roc_metrics(s, is_forget, fprs=())["auc"],
-            "reference_auc": roc_metrics(reference[name], is_forget, fprs=())["auc"],
-            "auc_diff": ci["diff"],
-            "ci": [ci["low"], ci["high"]],
-            "outcome": _outcome(ci["low"], ci["high"]),
-        }
-    return out
+) -> ResidualEstimate:
+    """Per attack: AUCs, the interval of their difference, the residual and its interval.
+
+    Detection uses the AUC difference's interval at the family-wise attack level
+    (Bonferroni over the attacks). The pass is an intersection-union test: it needs
+    *every* attack's residual below the margin, so each attack's one-sided bound is
+    taken at ``level`` with no correction (Berger 1982); the residual's two-sided
+    interval is therefore at ``1 - 2 (1 - level)`` (TOST, Schuirmann 1987).
+    """
+    return estimate_residual(
+        scores,
+        reference,
+        original,
+        is_forget,
+        n_boot=rule.n_boot,
+        level=rule.attack_level(len(scores)),
+        seed=rule.seed,
+        residual_level=rule.residual_level,
+    )
 
 
 def forget_quality_evidence(eps: ForgetEpsilons, rule: Rule) -> dict[str, Any]:
@@ -157,17 +166,39 @@ def forget_quality_evidence(eps: ForgetEpsilons, rule: Rule) -> dict[str, Any]:
     }
 
 
-def _membership_reasons(
-    per: dict[str, dict[str, Any]], rule: Rule, attack_level: float
-) -> list[str]:
-    pct = f"{attack_level * 100:.2f}".rstrip("0").rstrip(".") + "%"
+def _pct(level: float) -> str:
+    return f"{level * 100:.2f}".rstrip("0").rstrip(".") + "%"
+
+
+def _share(v: float | None) -> str:
+    """A residual as a share of the request (``41%``; unbounded as ``any share``)."""
+    if v is None or not np.isfinite(v):
+        return "any share"
+    return f"{v:.0%}"
+
+
+def residual_text(est: ResidualEstimate) -> str:
+    """``residual 0.12 (98.33% CI -0.05..0.31, lira_offline)``: the worst attack's estimate."""
+    w = est.worst
+    lo, hi = (finite_or_none(v) for v in w.residual_ci)
+    value = "undefined" if w.residual is None else f"{w.residual:+.2f}"
+    ci = f"{lo:+.2f}..{hi:+.2f}" if lo is not None and hi is not None else "unbounded: no signal"
+    return f"residual {value} ({_pct(est.level)} CI {ci}, {w.attack})"
+
+
+def _membership_reasons(est: ResidualEstimate, rule: Rule) -> tuple[str, list[str]]:
+    """The membership outcome (``fail``, ``pass`` or ``inconclusive``) and its reasons."""
+    per = est.per_attack
+    pct = _pct(est.diff_level)
 
     def what(name: str) -> str:
         e = per[name]
         return (
-            f"{name} AUC on forget vs non-members {e['auc']:.3f} vs reference "
-            f"{e['reference_auc']:.3f}, difference {e['auc_diff']:+.3f} "
-            f"({pct} CI {e['ci'][0]:+.3f}..{e['ci'][1]:+.3f})"
+            f"{name} AUC on forget vs non-members {e.auc:.3f} vs reference "
+            f"{e.reference_auc:.3f}, difference {e.auc_diff:+.3f} "
+            f"({pct} CI {e.auc_diff_ci[0]:+.3f}..{e.auc_diff_ci[1]:+.3f}); mean normal score "
+            f"difference {e.score_diff:+.3f} ({pct} CI {e.score_diff_ci[0]:+.3f}.."
+            f"{e.score_diff_ci[1]:+.3f})"
         )
 
     order = (
@@ -175,24 +206,51 @@ def _membership_reasons(
     )
     reasons = []
     for name in order:
-        if per[name]["outcome"] == "residual membership":
+        if per[name].outcome == "residual membership":
             reasons.append(
                 "residual membership: the forget set is more recognisable as training "
                 f"data than under the retrained reference — {what(name)}"
             )
-        elif per[name]["outcome"] == "over-forgetting":
+        elif per[name].outcome == "over-forgetting":
             reasons.append(
                 "over-forgetting: the forget set is less recognisable than under the "
                 f"retrained reference, which an attacker can also detect — {what(name)}"
             )
-    if not reasons:
-        others = len(order) - 1
-        more = f" (and under {others} other attack{'s' * (others > 1)})" if others else ""
-        reasons.append(
-            f"membership evidence indistinguishable from the retrained reference — "
-            f"{what(order[0])}{more}"
+    if reasons:
+        reasons[0] += (
+            f"; {residual_text(est)}, on a scale where the reference is 0 and the original 1"
         )
-    return reasons
+        return "fail", reasons
+    others = len(order) - 1
+    more = f" (and under {others} other attack{'s' * (others > 1)})" if others else ""
+    if est.upper < rule.max_residual:
+        return "pass", [
+            f"forgetting shown: at most {_share(est.upper)} of the original's membership "
+            f"evidence on the forget set remains, below the margin {rule.max_residual:.0%} "
+            f"under every verdict attack — {residual_text(est)}; {what(order[0])}{more}"
+        ]
+    w = est.worst
+    need = _needed_scale(w.residual, w.residual_ci[1], rule.max_residual)
+    return "inconclusive", [
+        f"not shown to have forgotten: this audit cannot rule out that up to "
+        f"{_share(est.upper)} of the request is still remembered (the margin is "
+        f"{rule.max_residual:.0%}) — {residual_text(est)}; no residual membership was "
+        f"detected either ({what(order[0])}). {need}"
+    ]
+
+
+def _needed_scale(value: float | None, upper: float, margin: float) -> str:
+    """What would narrow the interval enough to show the residual below the margin."""
+    if value is None or not np.isfinite(upper) or value >= margin:
+        return (
+            "A stronger membership signal (an original that fits its members more "
+            "closely, more shadow models) or a larger forget set would give the audit power"
+        )
+    factor = ((upper - value) / (margin - value)) ** 2
+    return (
+        f"About {factor:.1f}x as many forget samples (the interval narrows as 1/sqrt(n)) "
+        "or a stronger membership signal would decide it"
+    )
 
 
 def _forget_quality_reason(fq: dict[str, Any]) -> str | None:
@@ -211,6 +269,7 @@ def _forget_quality_reason(fq: dict[str, Any]) -> str | None:
 def judge(
     scores: Mapping[str, np.ndarray] | None,
     reference_scores: Mapping[str, np.ndarray],
+    original_scores: Mapping[str, np.ndarray],
     is_forget: np.ndarray,
     *,
     test_acc: float | None,
@@ -219,12 +278,14 @@ def judge(
     epsilons: ForgetEpsilons | None = None,
     error: str | None = None,
 ) -> Verdict:
-    """Judge one model against the retrained reference.
+    """Judge one model against the retrained reference and the original (docs/verdict.md).
 
     Args:
         scores: Per verdict attack, the model's scores on forget + non-member samples
             (None if the method failed).
         reference_scores: The reference's scores on the same samples, per attack.
+        original_scores: The original's scores on the same samples, per attack (the
+            residual's scale: reference 0, original 1).
         is_forget: True for forget samples, False for non-members.
         test_acc: The model's test accuracy.
         reference_test_acc: The reference's test accuracy.
@@ -238,7 +299,8 @@ def judge(
     if not scores:
         raise ValueError("judge needs the scores of at least one attack")
     level = rule.attack_level(len(scores))
-    per = attack_evidence(scores, reference_scores, is_forget, rule)
+    est = attack_evidence(scores, reference_scores, original_scores, is_forget, rule)
+    per = {name: e.to_dict() for name, e in est.per_attack.items()}
     head = per.get(rule.primary, next(iter(per.values())))
     gap = test_acc - reference_test_acc
     ev: dict[str, Any] = {
@@ -248,10 +310,10 @@ def judge(
         "attack_level": level,
         "correction": rule.correction,
         "per_attack": per,
+        "residual": est.to_dict(rule.max_residual),
         "test_acc_gap": gap,
     }
-    membership_ok = all(e["outcome"] == "indistinguishable" for e in per.values())
-    reasons = _membership_reasons(per, rule, level)
+    membership, reasons = _membership_reasons(est, rule)
     fq_ok = True
     if epsilons is not None:
         fq = forget_quality_evidence(epsilons, rule)
@@ -266,9 +328,16 @@ def judge(
             f"utility: test accuracy {test_acc:.1%} is {-gap:.1%} below the "
             f"reference's {reference_test_acc:.1%} (tolerance {rule.utility_tolerance:.1%})"
         )
-    ev.update(membership_ok=membership_ok, forget_quality_ok=fq_ok, utility_ok=utility_ok)
-    ok = membership_ok and fq_ok and utility_ok
-    return Verdict("pass" if ok else "fail", reasons, ev)
+    membership_ok = membership != "fail"
+    ev.update(
+        membership_ok=membership_ok,
+        membership=membership,
+        forget_quality_ok=fq_ok,
+        utility_ok=utility_ok,
+    )
+    if not (membership_ok and fq_ok and utility_ok):
+        return Verdict("fail", reasons, ev)
+    return Verdict(membership, reasons, ev)
 
 
 def _forget_quality_power(neg: Verdict) -> str | None:
@@ -287,6 +356,27 @@ def _forget_quality_power(neg: Verdict) -> str | None:
         f"{fq['ci'][0]:+.3f}..{fq['ci'][1]:+.3f}); the F rule has no power here: more shadow "
         "models would give it power"
     )
+
+
+def _planted_reason(planted: Verdict, reasons: list[str]) -> bool:
+    """Record how the planted partial-forgetting control came out; False if it passed."""
+    share = planted.evidence.get("planted_fraction")
+    what = f"{share:.0%} of the request" if isinstance(share, float) else "part of the request"
+    if planted.status == "fail" and not planted.evidence.get("membership_ok", True):
+        reasons.append(f"planted control (retrained with {what} kept) was caught, as it must")
+        return True
+    if planted.status == "pass":
+        reasons.append(
+            f"planted control (retrained with {what} kept) PASSED: the residual estimate "
+            "certified a model that still holds part of the request, so no pass of this "
+            "audit can be trusted"
+        )
+        return False
+    reasons.append(
+        f"note: the planted control (retrained with {what} kept) was not caught "
+        f"({planted.status}): this audit lacks power against partial forgetting of that size"
+    )
+    return True
 
 
 def apply_controls(verdicts: dict[str, Verdict]) -> dict[str, Any]:
@@ -314,10 +404,13 @@ def apply_controls(verdicts: dict[str, Verdict]) -> dict[str, Any]:
     else:
         ok = False
         reasons.append(
-            "retrain control did not pass: an independently retrained model was judged different "
-            "from the reference, so the test is too noisy at this size (use more samples or a "
-            "higher verdict.level)"
+            f"retrain control did not pass ({pos.status}): an independently retrained model "
+            "was not shown to be equivalent to the reference, so the audit cannot show "
+            "forgetting at this size: " + "; ".join(pos.reasons)
         )
+    planted = verdicts.get(PLANTED_CONTROL)
+    if planted is not None:
+        ok = _planted_reason(planted, reasons) and ok
     power = _forget_quality_power(neg)
     if power:
         reasons.append(power)

@@ -56,6 +56,13 @@ def one(seed: int, extra: list[str]) -> dict[str, object]:
         "fq": {m: f.get("forget_quality") for m, f in r.get("forgetting", {}).items()},
         "status": {m: v["status"] for m, v in r["verdicts"].items()},
         "ci": {m: v["evidence"].get("ci") for m, v in r["verdicts"].items()},
+        "residual": {m: v["evidence"].get("residual") for m, v in r["verdicts"].items()},
+        "records": {
+            m: v["evidence"].get("records", {}).get("n_recognisable")
+            for m, v in r["verdicts"].items()
+        },
+        "power": r.get("power", {}),
+        "n_forget": r["data"]["n_forget"],
         "auc": {m: (a["auc"], a["auc_ci"]) for m, a in auc.items()},
         "test_acc": {m: (v["utility"] or {}).get("test_acc") for m, v in r["models"].items()},
     }
@@ -80,7 +87,11 @@ def main() -> None:
     for seed in args.seeds:
         res = one(seed, extra)
         lines.append(f"\nseed {seed}: wall {res['wall_s']:.1f} s, phases {res['timings']}")
-        lines.append(f"  controls separated: {res['separated']}")
+        power = res["power"]
+        lines.append(
+            f"  controls separated: {res['separated']}; {res['n_forget']} forget samples; "
+            f"MDR {power.get('mdr')}"
+        )
         lines += [f"    - {reason}" for reason in res["reasons"]]  # type: ignore[attr-defined]
         for m, (a, ci) in res["auc"].items():  # type: ignore[attr-defined]
             st = res["status"].get(m, "-")  # type: ignore[attr-defined]
@@ -88,6 +99,12 @@ def main() -> None:
             dci = f" diff-CI [{d[0]:+.3f}, {d[1]:+.3f}]" if d else ""
             fq = res["fq"].get(m)  # type: ignore[attr-defined]
             dci += f" F {fq:.3f}" if fq is not None else ""
+            rr = res["residual"].get(m)  # type: ignore[attr-defined]
+            if rr:
+                lo, hi = (("inf" if v is None else f"{v:+.2f}") for v in rr["ci"])
+                value = "?" if rr["value"] is None else f"{rr['value']:+.2f}"
+                dci += f" residual {value} [{lo}, {hi}] ({rr['attack']})"
+                dci += f" recognisable {res['records'].get(m)}"  # type: ignore[attr-defined]
             lines.append(
                 f"  {m:<16} AUC {a:.3f} [{ci[0]:.3f}, {ci[1]:.3f}] "
                 f"test_acc {res['test_acc'][m] or float('nan'):.3f} {st}{dci}"

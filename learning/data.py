@@ -237,6 +237,18 @@ LOADERS: dict[str, Callable[[Path | None], Dataset]] = {
 }
 
 
+# The size a dataset is audited at when the config's ``data.limit`` is 0 (absent: all of it).
+# digits: its first 700 images; a model trained on 350 of them memorises each member
+# more than one trained on 898, which gives the embedded default audit its power
+# (benchmarks/results/validity.txt, docs/verdict.md).
+DEFAULT_SIZES = {"digits": 700}
+
+
+def default_size(name: str) -> int | None:
+    """How many samples of ``name`` an audit uses when ``data.limit`` is 0 (None: all)."""
+    return DEFAULT_SIZES.get(name)
+
+
 def available_datasets() -> list[str]:
     """Names accepted by :func:`load_dataset` (besides a path to an ``.npz`` file)."""
     return sorted(LOADERS)

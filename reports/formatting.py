@@ -75,6 +75,25 @@ def fmt_interval(value: Any, digits: int = 3) -> str:
     return f"[{fmt_fixed(low, digits)}, {fmt_fixed(high, digits)}]"
 
 
+def fmt_share(value: Any) -> str:
+    """Formats a residual share as a whole percentage: ``0.118`` -> ``12%``, ``-1.04`` -> ``-104%``.
+
+    Residual estimates are coarse (their intervals span tens of points), so no decimals.
+    """
+    number = as_float(value)
+    if number is None:
+        return MISSING
+    return f"{_rounded(number * 100, 0):.0f}%"
+
+
+def fmt_level(value: Any) -> str:
+    """Formats an interval's level as a percentage without trailing zeros: ``95%``, ``98.33%``."""
+    number = as_float(value)
+    if number is None:
+        return ""
+    return f"{number * 100:.2f}".rstrip("0").rstrip(".") + "%"
+
+
 def fmt_seconds(value: Any) -> str:
     """Formats a duration in seconds: two decimals below 10 s, one decimal above."""
     number = as_float(value)

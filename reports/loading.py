@@ -17,7 +17,11 @@ from typing import Any
 
 import numpy as np
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# 1: the original contract; 2 adds the residual estimate, per-record evidence, the power
+# block and the planted control (all optional for the report: a section without its data
+# is left out).
+SUPPORTED_SCHEMAS = (1, 2)
 RESULTS_FILE = "results.json"
 SAMPLES_FILE = "samples.csv"
 SIGNALS_FILE = "signals.npz"
@@ -47,7 +51,7 @@ def load_results(run_dir: Path) -> dict[str, Any]:
 
     Raises:
         ReportError: If the file is missing, unreadable, not valid JSON, not a JSON
-            object, or declares a ``schema_version`` other than 1.
+            object, or declares a ``schema_version`` other than 1 or 2.
     """
     path = run_dir / RESULTS_FILE
     if not path.is_file():
@@ -66,10 +70,11 @@ def load_results(run_dir: Path) -> dict[str, Any]:
         raise ReportError(
             _one_line(f"{path}: top level must be a JSON object, got {type(data).__name__}")
         )
-    version = data.get("schema_version", SCHEMA_VERSION)
-    if version != SCHEMA_VERSION:
+    version = data.get("schema_version", 1)
+    if isinstance(version, bool) or version not in SUPPORTED_SCHEMAS:
+        expected = " or ".join(str(v) for v in SUPPORTED_SCHEMAS)
         raise ReportError(
-            _one_line(f"{path}: unsupported schema_version {version!r} (expected {SCHEMA_VERSION})")
+            _one_line(f"{path}: unsupported schema_version {version!r} (expected {expected})")
         )
     return data
 

@@ -75,7 +75,7 @@ def _order(
     return rows, f"{SAMPLES_FILE} has neither a difficulty rank nor scores; shown in file order."
 
 
-def _class_name(label: str, classes: Any) -> str:
+def class_name(label: str, classes: Any) -> str:
     """The class name of a label cell (an index into ``data.classes``), else the cell."""
     if isinstance(classes, list) and label.strip().lstrip("-").isdigit():
         position = int(label)
@@ -95,7 +95,7 @@ def _model_cell(samples: Samples, row: int, model: str, attack: str) -> list[str
     return lines
 
 
-def _pool_index(samples: Samples, row: int) -> int | None:
+def pool_index(samples: Samples, row: int) -> int | None:
     """The pool index of a row (``index`` column), or ``None`` if it is not an integer."""
     cells = samples.text.get("index")
     text = cells[row] if cells is not None else str(row)
@@ -106,6 +106,20 @@ def _has_columns(samples: Samples, model: str, attack: str) -> bool:
     """Whether ``samples.csv`` has any per-sample column of ``model``."""
     prefixes = (attack, *(prefix for prefix, _ in FAMILIES))
     return any(f"{prefix}.{model}" in samples.numeric for prefix in prefixes)
+
+
+def thumbnail_uri(images: ForgetImages | None, positions: dict[int, int], pool: int | None) -> str:
+    """The PNG ``data:`` URI of a forget sample's image, or ``""`` when it was not stored.
+
+    Args:
+        images: The forget images of ``signals.npz``.
+        positions: ``images.by_index()`` (pool index to position), computed once.
+        pool: The sample's pool index.
+    """
+    if images is None or pool is None:
+        return ""
+    image = positions.get(pool)
+    return png_data_uri(images.images[image]) if image is not None else ""
 
 
 @dataclass(frozen=True)
@@ -123,11 +137,8 @@ class _Layout:
 
 def _row(samples: Samples, row: int, position: int, layout: _Layout) -> dict[str, Any]:
     """One table row: rank, thumbnail, sample, class, difficulty, features, models, flags."""
-    pool = _pool_index(samples, row)
-    thumbnail = ""
-    if layout.images is not None and pool is not None:
-        image = layout.positions.get(pool)
-        thumbnail = png_data_uri(layout.images.images[image]) if image is not None else ""
+    pool = pool_index(samples, row)
+    thumbnail = thumbnail_uri(layout.images, layout.positions, pool)
     cols = layout.difficulty
     rank, difficulty = samples.numeric.get(cols.rank), samples.numeric.get(cols.index)
     ids, flags = samples.text.get("id"), samples.text.get(cols.flags)
@@ -137,7 +148,7 @@ def _row(samples: Samples, row: int, position: int, layout: _Layout) -> dict[str
         "thumbnail": thumbnail,
         "index": str(pool) if pool is not None else MISSING,
         "id": ids[row] if ids is not None and ids[row] != str(pool) else "",
-        "label": _class_name(labels[row], layout.classes) if labels is not None else MISSING,
+        "label": class_name(labels[row], layout.classes) if labels is not None else MISSING,
         "difficulty": fmt_general(difficulty[row]) if difficulty is not None else "",
         "features": [
             fmt_general(samples.numeric[f"feature.{name}"][row]) for name in layout.features

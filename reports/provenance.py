@@ -22,6 +22,7 @@ from reports.formatting import (
     fmt_value,
 )
 from reports.loading import RESULTS_FILE, SAMPLES_FILE, SIGNALS_FILE
+from reports.residual import power_statement
 from reports.verdict import REFERENCE, controls_outcome, methods_audited
 
 _RUN_KEYS = ("created", "device", "seed", "python", "torch", "numpy", "platform")
@@ -111,6 +112,8 @@ def summary_rows(results: dict[str, Any], verdict_line: str) -> list[tuple[str, 
     rows.append(("Verdict", verdict_line))
     if controls is not None:
         rows.append(("Controls", "separated" if controls["separated"] else "NOT separated"))
+    if power_statement(results):
+        rows.append(("Power", power_statement(results)))
     return rows
 
 

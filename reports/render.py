@@ -20,9 +20,11 @@ import jinja2
 
 from reports import figures, tables
 from reports.formatting import as_dict, fmt_value
+from reports.headline import headline_section
 from reports.loading import ReportError, load_forget_images, load_results, load_samples
 from reports.persample import hardest_samples
 from reports.provenance import provenance_section, summary_rows
+from reports.records import records_section
 from reports.verdict import overall_verdict, verdict_section
 
 REPORT_FILE = "report.html"
@@ -115,7 +117,9 @@ def build_context(results: dict[str, Any], run_dir: Path) -> dict[str, Any]:
         "summary": summary_rows(results, verdict_line),
         "verdict_line": verdict_line,
         "verdict_class": verdict_class,
+        "headline": headline_section(results),
         "verdict": verdict_section(results),
+        "records": records_section(results, samples, images),
         "utility": tables.utility_table(results),
         "attacks": _attacks(results, svg["roc"], attack),
         "signal_svg": svg["signal"],

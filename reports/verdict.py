@@ -1,8 +1,10 @@
 """The verdict section: per-method verdicts, the controls, and what would give the audit power.
 
 Everything is turned into display text here (the template does no arithmetic). The
-control names ``noop`` (negative control: must fail) and ``retrain`` (positive control:
-an independently seeded retrain, must pass) are part of the run directory contract.
+control names ``noop`` (negative control: must fail), ``retrain`` (positive control:
+an independently seeded retrain, must pass) and, from schema_version 2, ``planted`` (a
+retrain that kept a known share of the request: must not pass) are part of the run
+directory contract.
 """
 
 from __future__ import annotations
@@ -13,17 +15,36 @@ from reports.formatting import (
     as_dict,
     as_float,
     fmt_fixed,
+    fmt_general,
+    fmt_level,
     fmt_pp,
+    fmt_share,
     fmt_value,
     text_list,
+)
+from reports.residual import (
+    has_residual,
+    margin_of,
+    planted_fraction,
+    power_section,
+    residual_of,
+    residual_short,
 )
 
 BADGES = {"pass": "pass", "fail": "fail", "inconclusive": "inconclusive"}
 REFERENCE = "reference"
-CONTROLS = {"noop": "fail", "retrain": "pass"}
+PLANTED = "planted"
+CONTROLS = {"noop": "fail", "retrain": "pass", PLANTED: "not pass"}
 CONTROL_ROLES = {
     "noop": "negative control: the original model, unchanged; it must fail",
     "retrain": "positive control: an independently seeded retrain; it must pass",
+    PLANTED: "planted control: retrained with part of the request kept; it must not pass",
+}
+# The controls in a few words, for the first screen.
+SHORT_ROLES = {
+    "noop": "the original, unchanged",
+    "retrain": "an independent retrain",
+    PLANTED: "retrained with part of the request kept",
 }
 _NOT_METHODS = {"original", REFERENCE, *CONTROLS}
 
@@ -63,16 +84,22 @@ def _evidence(verdict: dict[str, Any]) -> list[str]:
     """Key numbers of a verdict's evidence as short phrases (empty when absent)."""
     ev = as_dict(verdict.get("evidence"))
     out = []
+    residual = residual_short(residual_of(verdict))
+    if residual:
+        out.append(residual)
     auc, ref = as_float(ev.get("auc")), as_float(ev.get("reference_auc"))
     if auc is not None:
         versus = f" vs {fmt_fixed(ref)} for the reference" if ref is not None else ""
         out.append(f"{fmt_value(ev.get('attack') or 'attack')} AUC {fmt_fixed(auc)}{versus}")
     diff = as_float(ev.get("auc_diff"))
     if diff is not None:
-        level = as_float(ev.get("attack_level", ev.get("level")))
-        pct = f"{level * 100:.2f}".rstrip("0").rstrip(".") + "% " if level is not None else ""
+        level = fmt_level(ev.get("attack_level", ev.get("level")))
+        pct = f"{level} " if level else ""
         out.append(f"AUC difference {diff:+.3f}{_ci_text(ev.get('ci'), pct)}")
     out.extend(_other_attacks(ev))
+    records = records_text(ev)
+    if records:
+        out.append(records)
     fq = as_dict(ev.get("forget_quality"))
     value, ref = as_float(fq.get("value")), as_float(fq.get("retrain_control"))
     if value is not None and ref is not None:
@@ -91,8 +118,23 @@ def _other_attacks(ev: dict[str, Any]) -> list[str]:
         diff, ci = as_float(e.get("auc_diff")), e.get("ci")
         if name == ev.get("attack") or diff is None:
             continue
-        out.append(f"{fmt_value(name)} {diff:+.3f}{_ci_text(ci)}")
+        residual = as_float(e.get("residual"))
+        tail = f", residual {fmt_share(residual)}" if residual is not None else ""
+        out.append(f"{fmt_value(name)} {diff:+.3f}{_ci_text(ci)}{tail}")
     return out
+
+
+def records_text(evidence: dict[str, Any]) -> str:
+    """``7 of 90 forget records still recognisable (lira_offline, FDR 10%)``, else ``""``."""
+    records = as_dict(evidence.get("records"))
+    found, total = records.get("n_recognisable"), records.get("n_forget")
+    if not isinstance(found, int) or not isinstance(total, int):
+        return ""
+    how = [fmt_value(records["attack"])] if records.get("attack") else []
+    if as_float(records.get("fdr")) is not None:
+        how.append(f"FDR {fmt_general(float(records['fdr']) * 100)}%")
+    detail = f" ({', '.join(how)})" if how else ""
+    return f"{found} of {total} forget records still recognisable{detail}"
 
 
 def _ci_text(ci: Any, label: str = "") -> str:
@@ -126,6 +168,36 @@ def verdict_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def _planted_kept(results: dict[str, Any]) -> str:
+    """``50% of the request`` (the planted control's share), else ``part of the request``."""
+    fraction = planted_fraction(results)
+    if fraction is None:
+        return "part of the request"
+    return f"{fmt_general(fraction * 100)}% of the request"
+
+
+def control_role(results: dict[str, Any], name: str, short: bool = False) -> str:
+    """What a control is (``short``: in a few words), with the planted share filled in."""
+    role = (SHORT_ROLES if short else CONTROL_ROLES)[name]
+    return role.replace("part of the request", _planted_kept(results))
+
+
+def _as_expected(name: str, measured: str) -> tuple[str, str]:
+    """Whether a control came out as it must: ``(text, css class)``.
+
+    The planted control must not pass: a fail is as it must be, a pass breaks the
+    audit, and an inconclusive one is allowed but shows the audit lacks power.
+    """
+    expected = CONTROLS[name]
+    if name == PLANTED:
+        if measured == "fail":
+            return "yes", "ok"
+        if measured == "inconclusive":
+            return "yes, but not caught: no power against this partial forgetting", "warn"
+        return "no", "bad"
+    return ("yes", "ok") if measured == expected else ("no", "bad")
+
+
 def control_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per control that has a verdict: expected and measured outcome."""
     verdicts = as_dict(results.get("verdicts"))
@@ -135,14 +207,18 @@ def control_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
             continue
         entry = as_dict(verdicts[name])
         measured = _raw_status(entry)
+        text, css = _as_expected(name, measured)
         rows.append(
             {
                 "model": name,
-                "role": CONTROL_ROLES[name],
+                "role": control_role(results, name),
+                "short_role": control_role(results, name, short=True),
                 "expected": expected,
                 "measured": measured,
                 "badge": badge_class(measured),
-                "as_expected": "yes" if measured == expected else "no",
+                "as_expected": text,
+                "css": css,
+                "residual": residual_short(residual_of(entry)),
                 "evidence": " \u00b7 ".join(_evidence(entry)),
             }
         )
@@ -212,7 +288,17 @@ def power_advice(results: dict[str, Any]) -> list[str]:
         return []
     advice = [] if _noop_caught(results) else _noop_advice(results)
     retrain = as_dict(verdicts.get("retrain"))
-    if retrain and _raw_status(retrain) != "pass":
+    if retrain and _raw_status(retrain) == "inconclusive" and has_residual(results):
+        margin = margin_of(results)
+        advice.append(
+            "The positive control (an independent retrain) was not shown to have forgotten: "
+            "even a model that never saw the request gets a residual interval reaching above "
+            "the pass margin"
+            + (f" of {fmt_share(margin)}" if margin is not None else "")
+            + ", so no method can pass at this size. Audit a larger forget request, or train "
+            "more shadow models, until the retrain control's interval fits below the margin."
+        )
+    elif retrain and _raw_status(retrain) != "pass":
         level = _config_value(results, "verdict", "level")
         advice.append(
             "The positive control (an independent retrain) was judged different from the "
@@ -220,6 +306,14 @@ def power_advice(results: dict[str, Any]) -> list[str]:
             "more bootstrap replicates (verdict.n_boot), or a wider interval (verdict.level"
             + (f"; this run used {level}" if level else "")
             + ")."
+        )
+    if not advice and has_residual(results):
+        margin = margin_of(results)
+        advice.append(
+            "More forget samples, non-members or shadow models narrow the interval of the "
+            "residual until its upper end falls below the pass margin (verdict.max_residual"
+            + (f"; this run used {fmt_share(margin)}" if margin is not None else "")
+            + ") or its lower end rises above zero."
         )
     if not advice:
         advice.append(
@@ -268,4 +362,5 @@ def verdict_section(results: dict[str, Any]) -> dict[str, Any] | None:
         "controls": controls,
         "outcome": outcome,
         "advice": power_advice(results),
+        "power": power_section(results),
     }

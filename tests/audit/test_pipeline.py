@@ -48,26 +48,42 @@ def test_run_directory_contract(tmp_path):
         assert (run / name).is_file(), name
     r = json.loads((run / "results.json").read_text())
     assert r == json.loads(json.dumps(res.results))
-    assert r["schema_version"] == 1 and r["tool"]["name"] == "unlearn-audit"
+    assert r["schema_version"] == 2 and r["tool"]["name"] == "unlearn-audit"
     assert set(r["models"]) == {
         "original",
         "reference",
         "noop",
         "retrain",
+        "planted",
         "finetune",
         "gradient_ascent",
     }
+    assert r["models"]["planted"]["role"] == "control"
     assert r["data"]["n_pool"] == 240 and r["data"]["n_members"] == 120
     assert r["data"]["n_public"] == 12 and r["data"]["n_nonmembers"] == 108
     assert r["data"]["n_forget"] + r["data"]["n_retain"] == 120
-    assert set(r["verdicts"]) == {"noop", "retrain", "finetune", "gradient_ascent"}
+    assert set(r["verdicts"]) == {"noop", "retrain", "planted", "finetune", "gradient_ascent"}
+    n_forget = r["data"]["n_forget"]
     for v in r["verdicts"].values():
         assert v["status"] in {"pass", "fail", "inconclusive"} and v["reasons"]
+        res, rec = v["evidence"]["residual"], v["evidence"]["records"]
+        assert res["attack"] in {"lira_online", "lira_offline", "rmia_online"}
+        assert res["level"] == pytest.approx(0.9) and res["max_residual"] == 0.3
+        assert rec["n_forget"] == n_forget and rec["n_recognisable"] == len(rec["recognisable"])
+    noop = r["verdicts"]["noop"]["evidence"]["residual"]["value"]
+    assert noop is None or noop == pytest.approx(1.0)  # None: this tiny audit has no signal
+    power = r["power"]
+    assert power["mdr"] is None or 0 < power["mdr"] <= 1
+    assert power["statement"].startswith("This audit")
+    assert power["planted"]["n_planted"] == round(0.5 * n_forget)
     for model in r["models"]:
         fv = r["attacks"][model]["lira_online"]["forget_vs_nonmember"]
         assert 0 <= fv["auc"] <= 1 and set(fv["tpr_at_fpr"]) == {"0.001", "0.01"}
     sig = np.load(run / "signals.npz")
-    assert sig["signals"].shape[:2] == (4 + 6, 240) and sig["keep"].shape == (10, 240)
+    assert sig["signals"].shape[:2] == (4 + 7, 240) and sig["keep"].shape == (11, 240)
+    names = list(sig["model_names"])
+    planted_keep = sig["keep"][names.index("planted")]
+    assert planted_keep.sum() == r["data"]["n_retain"] + power["planted"]["n_planted"]
     assert not list(run.rglob("*.tmp"))
     lines = (run / "samples.csv").read_text().splitlines()
     assert len(lines) == 241 and lines[0].startswith("index,id,label,split,signal.original")
@@ -83,6 +99,16 @@ def test_run_directory_contract(tmp_path):
         assert leak["ci"][0] <= leak["diff"] <= leak["ci"][1]
     assert r["retain_leakage"]["noop"]["diff"] == 0.0
     assert len(list((run / "models").glob("ulira-finetune-*.json"))) == 4
+    rows = [ln.split(",") for ln in lines[1:]]
+    for name in r["verdicts"]:
+        p, k = header.index(f"pvalue.{name}"), header.index(f"recognisable.{name}")
+        forget_rows = [row for row in rows if row[3] == "forget"]
+        assert all(0 < float(row[p]) <= 1 for row in forget_rows)
+        flagged = sorted(int(row[0]) for row in forget_rows if row[k] == "1")
+        assert flagged == r["verdicts"][name]["evidence"]["records"]["recognisable"]
+        assert all(row[p] == "" for row in rows if row[3] != "forget")
+    kept = [row for row in rows if row[header.index("planted")] == "1"]
+    assert len(kept) == power["planted"]["n_planted"] and {row[3] for row in kept} == {"forget"}
 
 
 def test_second_run_trains_nothing_and_gives_the_same_results(tmp_path, monkeypatch):

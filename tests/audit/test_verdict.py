@@ -9,17 +9,21 @@ IS_FORGET = np.r_[np.ones(200, bool), np.zeros(800, bool)]
 CHANCE = RNG.normal(size=1000)
 OTHER = RNG.normal(size=1000)  # a second attack's reference scores
 RULE = Rule(n_boot=500)
+MEMBER = 3.0  # the original's membership effect: a strong signal, so the residual is tight
 
 
 def _judge(scores, test_acc=0.9, error=None, second=None, rule=RULE, epsilons=None):
     s = None if scores is None else {"lira_online": scores}
     ref = {"lira_online": CHANCE}
+    orig = {"lira_online": CHANCE + MEMBER * IS_FORGET}
     if second is not None:
         s = {**(s or {}), "rmia_online": second}
         ref["rmia_online"] = OTHER
+        orig["rmia_online"] = OTHER + MEMBER * IS_FORGET
     return judge(
         s,
         ref,
+        orig,
         IS_FORGET,
         test_acc=test_acc,
         reference_test_acc=0.9,
@@ -155,3 +159,29 @@ def test_reasons_name_the_level_each_interval_has():
     assert "(95% CI" in one.reasons[0]
     two = _judge(CHANCE.copy(), second=OTHER.copy())
     assert "(97.5% CI" in two.reasons[0]
+
+
+def test_planted_control_must_not_pass():
+    def controls(planted):
+        planted.evidence["planted_fraction"] = 0.5
+        return {
+            "noop": _judge(CHANCE + MEMBER * IS_FORGET),
+            "retrain": _judge(CHANCE.copy()),
+            "planted": planted,
+            "m": _judge(CHANCE.copy()),
+        }
+
+    caught = controls(_judge(CHANCE + 0.5 * MEMBER * IS_FORGET))
+    c = apply_controls(caught)
+    assert caught["planted"].status == "fail"
+    assert c["separated"] and any("50% of the request kept) was caught" in r for r in c["reasons"])
+    assert caught["m"].status == "pass"
+    certified = controls(_judge(CHANCE.copy()))  # a planted model the rule passed
+    c = apply_controls(certified)
+    assert not c["separated"] and any("PASSED" in r for r in c["reasons"])
+    assert certified["m"].status == "inconclusive"
+    weak = _judge(CHANCE + 0.5 * MEMBER * IS_FORGET, rule=Rule(n_boot=500, max_residual=0.99))
+    weak.status = "inconclusive"  # as a low-power audit would leave it
+    blind = controls(weak)
+    c = apply_controls(blind)
+    assert c["separated"] and any("lacks power against partial" in r for r in c["reasons"])

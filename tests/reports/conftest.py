@@ -1,8 +1,11 @@
 """Fixtures that fabricate realistic run directories for the report tests.
 
-``base_results`` is shaped like what the pipeline writes today; ``full_results`` adds the
-sections other issues will fill (``forgetting``, ``retain_leakage``). ``write_samples``
-writes ``samples.csv`` (optionally with every per-sample column of the contract) and
+``base_results`` is shaped like a schema_version 1 run; ``full_results`` adds the
+sections other issues will fill (``forgetting``, ``retain_leakage``); ``v2_results`` is
+``full_results`` as schema_version 2 writes it (residual estimates, per-record evidence,
+the power block and the planted control). ``write_samples`` writes ``samples.csv``
+(optionally with every per-sample column of the contract), ``add_record_columns`` adds
+schema 2's ``pvalue.<model>``, ``recognisable.<model>`` and ``planted`` columns, and
 ``write_images`` writes ``signals.npz`` with the forget samples' images.
 """
 
@@ -166,6 +169,156 @@ def full_results() -> dict[str, Any]:
     return results
 
 
+# Schema 2: the forget records (pool indices; forget rows are 0..N_FORGET-1) each judged
+# model still has recognisable, and the ones the planted control was trained on.
+RECOGNISABLE = {
+    "finetune": [17, 3],
+    "noop": list(range(30)),
+    "retrain": [],
+    "planted": [0, 2, 4, 6, 9],
+}
+PLANTED_ROWS = list(range(0, N_FORGET, 2))
+STATEMENT = (
+    "This audit would catch a model that still remembers at least 40% of the deleted "
+    "records (in 80% of audits); it could not reliably see less."
+)
+V2_ORDER = [
+    "headline",
+    "summary",
+    "verdict",
+    "records",
+    "utility",
+    "attacks",
+    "signal",
+    "forgetting",
+    "retain-leakage",
+    "difficulty",
+    "samples",
+    "provenance",
+]
+
+
+def residual(
+    value: float | None, lo: float | None, hi: float | None, attack: str = "lira_online"
+) -> dict[str, Any]:
+    """An ``evidence.residual`` block with the default margin of 0.3."""
+    return {
+        "attack": attack,
+        "value": value,
+        "ci": [lo, hi],
+        "level": 0.95,
+        "max_residual": 0.3,
+        "below_margin": hi is not None and hi < 0.3,
+    }
+
+
+def _records(model: str) -> dict[str, Any]:
+    found = RECOGNISABLE[model]
+    return {
+        "attack": "lira_offline",
+        "fdr": 0.1,
+        "n_forget": N_FORGET,
+        "n_recognisable": len(found),
+        "recognisable": found,
+    }
+
+
+def v2_results() -> dict[str, Any]:
+    """``full_results`` as schema_version 2 writes it (finetune passes, planted fails)."""
+    results = full_results()
+    results["schema_version"] = 2
+    results["data"]["n_forget"] = N_FORGET
+    results["config"]["verdict"].update(
+        max_residual=0.3, fdr=0.1, record_attack="lira_offline", planted_fraction=0.5
+    )
+    results["models"]["planted"] = {
+        "role": "control",
+        "utility": _utility(0.97, 1.0, 0.951),
+        "seconds": 2.7,
+        "checkpoint": "models/planted-00112233445566778899.pt",
+    }
+    results["attacks"]["planted"] = {"lira_online": _attack(0.6, 0.54, 0.66)}
+    verdicts = results["verdicts"]
+    verdicts["planted"] = {
+        "status": "fail",
+        "reasons": [
+            "residual membership: the forget set is more recognisable than under the "
+            "retrained reference"
+        ],
+        "evidence": _evidence(0.6, 0.1, 0.04, 0.16, planted_fraction=0.5),
+    }
+    blocks = {
+        "noop": residual(1.0, 1.0, 1.0),
+        "retrain": residual(0.02, -0.21, 0.18),
+        "finetune": residual(0.05, -0.08, 0.12),
+        "planted": residual(0.52, 0.31, 0.74),
+    }
+    for model, block in blocks.items():
+        evidence = verdicts[model]["evidence"]
+        evidence["residual"] = block
+        evidence["records"] = _records(model)
+        evidence["per_attack"] = {
+            "lira_online": {
+                "auc": evidence["auc"],
+                "reference_auc": 0.5,
+                "original_auc": 0.71,
+                "auc_diff": evidence["auc_diff"],
+                "ci": evidence["ci"],
+                "residual": block["value"],
+                "residual_ci": block["ci"],
+            },
+            "rmia_online": {
+                "auc_diff": 0.01,
+                "ci": [-0.03, 0.05],
+                "original_auc": 0.7,
+                "residual": 0.04,
+                "residual_ci": [-0.1, 0.1],
+            },
+        }
+    results["controls"]["reasons"].append(
+        "planted control (retrained with 50% of the request kept) was caught, as it must"
+    )
+    results["power"] = {
+        "mdr": 0.4,
+        "statement": STATEMENT,
+        "power": 0.8,
+        "n_sim": 100,
+        "curve": {"0.1": 0.31, "0.2": 0.52, "0.3": 0.7, "0.4": 0.85},
+        "planted": {
+            "fraction": 0.5,
+            "n_planted": len(PLANTED_ROWS),
+            "status": "fail",
+            "residual": blocks["planted"],
+        },
+    }
+    return results
+
+
+def add_record_columns(run_dir: Path, results: dict[str, Any]) -> None:
+    """Adds ``pvalue.<model>``, ``recognisable.<model>`` and ``planted`` to samples.csv.
+
+    The recognisable records get p-values ``0.001 * (k + 1)`` in the order of their
+    ``recognisable`` list; the others ``0.2 + 0.01 * index``. Non-forget rows are blank.
+    """
+    path = run_dir / "samples.csv"
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    models = [m for m, v in results["verdicts"].items() if "records" in v.get("evidence", {})]
+    for row in rows:
+        pool = int(row["index"])
+        forget = row["split"] == "forget"
+        for model in models:
+            found = results["verdicts"][model]["evidence"]["records"]["recognisable"]
+            p = 0.001 * (found.index(pool) + 1) if pool in found else 0.2 + 0.01 * pool
+            row[f"pvalue.{model}"] = f"{p:.6g}" if forget else ""
+            row[f"recognisable.{model}"] = str(int(pool in found)) if forget else ""
+        row["planted"] = str(int(pool in PLANTED_ROWS)) if forget else ""
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def unseparated(results: dict[str, Any]) -> dict[str, Any]:
     """The same run as the pipeline writes it when the noop control was not caught."""
     results["controls"] = {
@@ -253,6 +406,7 @@ def make_run(tmp_path: Path) -> RunFactory:
         full: bool = False,
         name: str = "run",
     ) -> Path:
+        """Writes the run; schema 2 results get their record columns in samples.csv."""
         run_dir = tmp_path / name
         run_dir.mkdir()
         if results is None:
@@ -263,6 +417,8 @@ def make_run(tmp_path: Path) -> RunFactory:
             models = payload.get("models", {})
             names = [m for m, e in models.items() if not e.get("error")]
             write_samples(run_dir, names, full=full)
+            if payload.get("schema_version") == 2:
+                add_record_columns(run_dir, payload)
         if full:
             write_images(run_dir)
         return run_dir
@@ -270,12 +426,15 @@ def make_run(tmp_path: Path) -> RunFactory:
     return factory
 
 
-def _rendered(run_dir: Path, full: bool) -> tuple[Path, str]:
+def _rendered(run_dir: Path, full: bool, v2: bool = False) -> tuple[Path, str]:
     from reports import render
 
-    results = full_results() if full else base_results()
+    results = v2_results() if v2 else full_results() if full else base_results()
     (run_dir / "results.json").write_text(json.dumps(results), encoding="utf-8")
-    write_samples(run_dir, [m for m in MODELS if m != "gradient_ascent"], full=full)
+    names = [m for m, e in results["models"].items() if not e.get("error")]
+    write_samples(run_dir, names, full=full)
+    if v2:
+        add_record_columns(run_dir, results)
     if full:
         write_images(run_dir)
     return run_dir, render(run_dir).read_text(encoding="utf-8")
@@ -288,6 +447,12 @@ def base_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     Read-only: tests that change the run use ``make_run``.
     """
     return _rendered(tmp_path_factory.mktemp("base"), full=False)
+
+
+@pytest.fixture(scope="session")
+def v2_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A schema_version 2 run with every section rendered once: ``(run_dir, html)``."""
+    return _rendered(tmp_path_factory.mktemp("v2"), full=True, v2=True)
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,9 @@
 """The report in a real browser: headless Chromium renders, screenshots and prints it.
 
+The run is the fully populated schema_version 2 one (``v2_report``); the browser also
+checks that the first screen (a 1280x800 viewport) shows each method's residual, the
+power statement and the controls.
+
 Skipped only when Chromium is absent *and* the ``CI`` environment variable is unset; in CI
 a missing browser is a failure (``.ci/run`` installs Debian's ``chromium``). Set
 ``UNLEARN_AUDIT_CHROMIUM`` to use another Chromium-based binary.
@@ -7,6 +11,8 @@ a missing browser is a failure (``.ci/run`` installs Debian's ``chromium``). Set
 
 from __future__ import annotations
 
+import html as htmllib
+import json
 import os
 import re
 import shutil
@@ -17,8 +23,9 @@ import numpy as np
 import pytest
 from matplotlib import image as mpimg
 
+from reports.records import N_LISTED
+from tests.reports.conftest import RECOGNISABLE, STATEMENT, V2_ORDER
 from tests.reports.htmlcheck import parse_tags, section_ids
-from tests.reports.test_sections import FULL_ORDER
 
 NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 FLAGS = (
@@ -33,6 +40,21 @@ FLAGS = (
     "--hide-scrollbars",
 )
 WIDTH, HEIGHT = 1280, 2400
+FIRST_SCREEN = (1280, 800)
+# Appended to a copy of the report (the report itself has no script): measures where the
+# first-screen elements are laid out and writes that, with their text, into the DOM.
+PROBE = """<script>
+const out = {viewport: window.innerHeight, width: window.innerWidth};
+for (const id of ["overall-verdict", "headline-methods", "mdr-statement", "headline-controls"]) {
+  const el = document.getElementById(id);
+  if (el) { const r = el.getBoundingClientRect();
+            out[id] = {top: r.top, bottom: r.bottom, text: el.innerText}; }
+}
+const pre = document.createElement("pre");
+pre.id = "probe";
+pre.textContent = JSON.stringify(out);
+document.body.appendChild(pre);
+</script>"""
 PASS_GREEN = np.array([0x1A, 0x7F, 0x37]) / 255  # --pass in style.css.j2
 
 
@@ -71,19 +93,51 @@ def run_chromium(binary: str, profile: Path, *args: str) -> subprocess.Completed
     return done
 
 
+def first_screen(binary: str, profile: Path, html: str, where: Path) -> dict:
+    """Lays the report out in a first-screen viewport; the probe's measurements."""
+    probe = where / "probe.html"
+    probe.write_text(html.replace("</body>", PROBE + "</body>"), encoding="utf-8")
+    width, height = FIRST_SCREEN
+    dom = run_chromium(
+        binary, profile, f"--window-size={width},{height}", "--dump-dom", probe.as_uri()
+    ).stdout
+    found = re.search(r'<pre id="probe">(.*?)</pre>', dom, re.DOTALL)
+    assert found, "the probe did not run"
+    return json.loads(htmllib.unescape(found.group(1)))
+
+
 @pytest.mark.slow
 def test_report_renders_screenshots_and_prints(
-    chromium: str, full_report: tuple[Path, str], tmp_path: Path
+    chromium: str, v2_report: tuple[Path, str], tmp_path: Path
 ) -> None:
-    run_dir, html = full_report
+    run_dir, html = v2_report
     url = (run_dir / "report.html").as_uri()
 
     dom = run_chromium(chromium, tmp_path / "p1", "--dump-dom", url).stdout
-    assert section_ids(dom) == FULL_ORDER  # the verdict section exists after rendering
+    assert section_ids(dom) == V2_ORDER  # the verdict section exists after rendering
     tags = parse_tags(dom)
     assert sum(tag == "svg" for tag, _ in tags) == html.count("<svg")
-    assert sum(tag == "img" for tag, _ in tags) == 20
+    listed = sum(min(len(found), N_LISTED) for found in RECOGNISABLE.values())
+    assert sum(tag == "img" for tag, _ in tags) == 20 + listed  # hardest samples + records
     assert re.search(r'<span class="badge pass">pass</span>', dom)
+
+    screen = first_screen(chromium, tmp_path / "p0", html, tmp_path)
+    # --dump-dom keeps the window's frame, so the viewport is shorter than the window:
+    # like a browser window of that size, and a stricter test of the first screen.
+    assert 600 <= screen["viewport"] <= FIRST_SCREEN[1], screen
+    for key in ("overall-verdict", "headline-methods", "mdr-statement", "headline-controls"):
+        assert key in screen, f"#{key} is missing"
+        assert 0 <= screen[key]["top"] < screen[key]["bottom"] <= screen["viewport"], (key, screen)
+    methods = " ".join(screen["headline-methods"]["text"].split())
+    assert (
+        "finetune PASS At most 12% of the deleted records' membership evidence remains" in methods
+    )
+    assert "(95% CI -8% to 12%, lira_online; estimate 5%)" in methods
+    assert screen["mdr-statement"]["text"].strip() == STATEMENT
+    controls = " ".join(screen["headline-controls"]["text"].split())
+    for name in ("noop", "retrain", "planted"):
+        assert name in controls
+    assert "residual 52% (95% CI 31% to 74%, lira_online)" in controls
 
     shot = tmp_path / "report.png"
     run_chromium(

@@ -257,7 +257,7 @@ def test_missing_results_json_raises(tmp_path: Path) -> None:
     [
         ('{"schema_version": 1,', "invalid JSON at line 1"),
         ("[1, 2]", "top level must be a JSON object"),
-        ('{"schema_version": 2}', "unsupported schema_version 2"),
+        ('{"schema_version": 3}', "unsupported schema_version 3"),
     ],
 )
 def test_invalid_results_json_raises(tmp_path: Path, text: str, problem: str) -> None:

@@ -1,0 +1,490 @@
+"""Residual membership: how much of the original's membership evidence on the forget set remains.
+
+The verdict (docs/verdict.md) is an equivalence test on the *residual* ``r``, a
+scale on which the retrained reference is 0 and the unchanged original is 1.
+Per attack, each forget sample ``i`` has a percentile ``u_m(i)`` among model
+``m``'s scores on the non-members, and its *normal score* ``z_m(i) =
+Phi^-1(u_m(i))`` (van der Waerden 1952). With ``Z(m)`` the mean normal score
+of the forget samples,
+
+    r = (Z(model) - Z(reference)) / (Z(original) - Z(reference)).
+
+``Z`` is a *mean over forget samples*: a model that still remembers a fraction
+``rho`` of the request exactly as the original did, and forgot the rest
+exactly as the reference did, has ``E[Z(model)] = rho Z(original) + (1 - rho)
+Z(reference)`` and ``E[r] = rho``. The mean percentile is the AUC and would do
+as well; the normal score weighs the upper tail, where membership evidence
+concentrates, more, and gave intervals 10-30% narrower on the embedded default
+(docs/verdict.md). Percentiles, not raw attack scores, keep heavy-tailed
+likelihood ratios from dominating the mean, and each model is read against its
+own non-members, so a method that shifts every confidence (fine-tuning) is not
+mistaken for residual membership.
+
+The interval is a paired, stratified percentile bootstrap (forget samples and
+non-members resampled separately, the same resample for the three models):
+the ratio of the replicate differences. A replicate whose denominator is not
+positive (the original not more recognisable than the reference) has no ratio;
+it is counted at the pessimistic end of both tails, so an audit without a
+membership signal gets an unbounded interval, never a pass.
+
+Per-record evidence: for each forget record, a one-sided p-value of "a
+non-member" from its LiRA-offline test against the OUT shadows, calibrated on
+the model's own non-members (:func:`record_pvalues`), and the records still
+recognisable at a false discovery rate by Benjamini & Hochberg (1995).
+
+The minimum detectable residual (MDR) comes from the audit's own signals: a
+model that still remembers a share ``rho`` has an expected detection
+difference ``rho (Z(original) - Z(reference))``, with a bootstrap standard
+error interpolated between the ``retrain`` control's (a model that forgot,
+with its own training noise) and the original's. The MDR is the smallest
+``rho`` (1% grid) that the detection rule catches with probability at least
+``power`` under that normal approximation. The planted partial-forgetting
+control (a real model retrained on retain plus a known share of the request)
+checks it in every audit, and ``benchmarks/validity.py`` checks it on planted
+models.
+
+References: Schuirmann (1987) for the two one-sided tests logic of the
+equivalence verdict; Hayes et al. 2024, "Inexact unlearning needs more careful
+evaluations to avoid a false sense of privacy", for why a difference test is
+not evidence of forgetting; Carlini et al. 2022 (LiRA) for the scores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy.special import ndtr, ndtri
+
+from attacks.metrics import _auc, _boot_aucs
+
+_CHUNK_ELEMS = 4_000_000  # bootstrap replicates are processed in chunks of about this size
+
+MDR_GRID = tuple(round(0.01 * i, 2) for i in range(1, 101))
+MDR_POWER = 0.8
+MDR_DRAWS = 20_000  # normal draws for the several-attack detection probability (SE <= 0.004)
+
+
+def _percentile_counts(scores: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Sort order of the non-members and each forget sample's left/right insertion point."""
+    neg = scores[~y]
+    order = np.argsort(neg, kind="stable")
+    lo = np.searchsorted(neg[order], scores[y], side="left")
+    hi = np.searchsorted(neg[order], scores[y], side="right")
+    return order, lo, hi
+
+
+def _normal_scores(twice_below: np.ndarray, n_neg: int) -> np.ndarray:
+    """``Phi^-1`` of the mid-rank percentile ``(below + ties / 2 + 1/2) / (N + 1)``."""
+    return ndtri((twice_below / 2.0 + 0.5) / (n_neg + 1.0))
+
+
+def mean_normal_score(scores: np.ndarray, is_forget: np.ndarray) -> float:
+    """``Z``: the mean normal score of the forget samples among the non-members."""
+    y = np.asarray(is_forget, dtype=bool)
+    s = np.asarray(scores, dtype=np.float64)
+    _, lo, hi = _percentile_counts(s, y)
+    return float(_normal_scores((lo + hi).astype(np.float64), int((~y).sum())).mean())
+
+
+def boot_normal_scores(
+    score_sets: Sequence[np.ndarray], is_forget: np.ndarray, n_boot: int, seed: int
+) -> list[np.ndarray]:
+    """Stratified bootstrap replicates of ``Z`` for each score vector, the same resamples.
+
+    The resampling is :func:`attacks.metrics._boot_aucs`'s (forget samples and
+    non-members drawn separately, as multiplicity counts, in the same order from
+    the same seed), so replicate ``b`` here and there use the same resample and
+    the AUC difference and the residual of one audit are paired.
+    """
+    y = np.asarray(is_forget, dtype=bool)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    prepared = [_percentile_counts(np.asarray(s, dtype=np.float64), y) for s in score_sets]
+    rng = np.random.default_rng(seed)
+    chunk = max(1, min(n_boot, _CHUNK_ELEMS // (n_pos + 2 * n_neg + 1)))
+    out = [np.empty(n_boot) for _ in score_sets]
+    for start in range(0, n_boot, chunk):
+        b = min(chunk, n_boot - start)
+        offs = np.arange(b)[:, None]
+        draw_pos = rng.integers(0, n_pos, size=(b, n_pos)) + offs * n_pos
+        draw_neg = rng.integers(0, n_neg, size=(b, n_neg)) + offs * n_neg
+        w_pos = np.bincount(draw_pos.ravel(), minlength=b * n_pos).reshape(b, n_pos)
+        w_neg = np.bincount(draw_neg.ravel(), minlength=b * n_neg).reshape(b, n_neg)
+        for k, (order, lo, hi) in enumerate(prepared):
+            cum = np.zeros((b, n_neg + 1), dtype=np.int64)
+            np.cumsum(w_neg[:, order], axis=1, out=cum[:, 1:])
+            z = _normal_scores((cum[:, lo] + cum[:, hi]).astype(np.float64), n_neg)
+            out[k][start : start + b] = (w_pos * z).sum(axis=1) / n_pos
+    return out
+
+
+def _interval(values: np.ndarray, undefined: np.ndarray, level: float) -> tuple[float, float]:
+    """Percentile interval; undefined replicates sit at the pessimistic end of each tail."""
+    lo_v = np.where(undefined, -np.inf, values)
+    hi_v = np.where(undefined, np.inf, values)
+    a = (1.0 - level) / 2.0
+    # order statistics (no interpolation between an infinite and a finite replicate),
+    # each rounded outwards
+    return (
+        float(np.quantile(lo_v, a, method="lower")),
+        float(np.quantile(hi_v, 1.0 - a, method="higher")),
+    )
+
+
+def finite_or_none(v: float) -> float | None:
+    """JSON has no infinity: an unbounded end of an interval is written as null."""
+    return float(v) if np.isfinite(v) else None
+
+
+@dataclass(frozen=True)
+class AttackResidual:
+    """One attack's residual estimate, the detection difference and the AUC evidence.
+
+    ``score_diff`` is ``Z(model) - Z(reference)``, the residual's numerator: its
+    interval (at the family-wise attack level) decides detection. The AUCs and
+    their difference are the same comparison on the percentile scale, kept as
+    the evidence readers know.
+    """
+
+    attack: str
+    auc: float
+    reference_auc: float
+    original_auc: float
+    auc_diff: float
+    auc_diff_ci: tuple[float, float]
+    score_diff: float
+    score_diff_ci: tuple[float, float]
+    residual: float | None
+    residual_ci: tuple[float, float]
+
+    @property
+    def outcome(self) -> str:
+        """``residual membership``, ``over-forgetting`` or ``indistinguishable`` (detection)."""
+        lo, hi = self.score_diff_ci
+        if lo > 0:
+            return "residual membership"
+        if hi < 0:
+            return "over-forgetting"
+        return "indistinguishable"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "auc": self.auc,
+            "reference_auc": self.reference_auc,
+            "original_auc": self.original_auc,
+            "auc_diff": self.auc_diff,
+            "ci": list(self.auc_diff_ci),
+            "score_diff": self.score_diff,
+            "score_diff_ci": list(self.score_diff_ci),
+            "outcome": self.outcome,
+            "residual": self.residual,
+            "residual_ci": [finite_or_none(v) for v in self.residual_ci],
+        }
+
+
+def attack_residual(
+    attack: str,
+    model: np.ndarray,
+    reference: np.ndarray,
+    original: np.ndarray,
+    is_forget: np.ndarray,
+    *,
+    n_boot: int,
+    level: float,
+    seed: int,
+    residual_level: float | None = None,
+) -> AttackResidual:
+    """Residual ``r`` of one attack with its paired bootstrap interval (module docstring).
+
+    Args:
+        attack: The attack's name (recorded).
+        model, reference, original: Scores of the three models on the same
+            forget + non-member samples.
+        is_forget: True for forget samples, False for non-members.
+        n_boot: Bootstrap replicates.
+        level: Two-sided level of the detection intervals (normal-score and AUC
+            differences).
+        seed: Bootstrap seed (the same seed gives the same resamples for every model).
+        residual_level: Two-sided level of the residual's interval (default ``level``);
+            the verdict uses ``1 - 2 (1 - verdict.level)``, whose ends are one-sided
+            ``verdict.level`` bounds (the two one-sided tests of an equivalence test).
+    """
+    y = np.asarray(is_forget, dtype=bool)
+    sets = [np.asarray(s, dtype=np.float64) for s in (model, reference, original)]
+    a_m, a_r, a_o = (_auc(s, y) for s in sets)
+    b_m, b_r = _boot_aucs(sets[:2], y, int(n_boot), seed)
+    diff = b_m - b_r
+    z_m, z_r, z_o = (mean_normal_score(s, y) for s in sets)
+    bz_m, bz_r, bz_o = boot_normal_scores(sets, y, int(n_boot), seed)
+    num, den = bz_m - bz_r, bz_o - bz_r
+    undefined = den <= 0
+    ratio = np.divide(num, den, out=np.zeros_like(num), where=~undefined)
+    point = (z_m - z_r) / (z_o - z_r) if z_o > z_r else None
+    always = np.zeros_like(diff, dtype=bool)
+    return AttackResidual(
+        attack=attack,
+        auc=a_m,
+        reference_auc=a_r,
+        original_auc=a_o,
+        auc_diff=a_m - a_r,
+        auc_diff_ci=_interval(diff, always, level),
+        score_diff=z_m - z_r,
+        score_diff_ci=_interval(num, always, level),
+        residual=point,
+        residual_ci=_interval(
+            ratio, undefined, level if residual_level is None else residual_level
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class ResidualEstimate:
+    """The residual of one model under every verdict attack; the headline is the worst.
+
+    The headline attack is the one whose interval reaches highest (the most
+    pessimistic reading): a pass needs every attack's upper end below the margin.
+    """
+
+    per_attack: dict[str, AttackResidual]
+    level: float  # two-sided level of each residual interval
+    diff_level: float  # two-sided level of each AUC difference's interval
+
+    @property
+    def worst(self) -> AttackResidual:
+        return max(self.per_attack.values(), key=lambda e: e.residual_ci[1])
+
+    @property
+    def upper(self) -> float:
+        return self.worst.residual_ci[1]
+
+    def to_dict(self, margin: float) -> dict[str, Any]:
+        w = self.worst
+        return {
+            "attack": w.attack,
+            "value": w.residual,
+            "ci": [finite_or_none(v) for v in w.residual_ci],
+            "level": self.level,
+            "max_residual": margin,
+            "below_margin": bool(self.upper < margin),
+        }
+
+
+def estimate_residual(
+    scores: Mapping[str, np.ndarray],
+    reference: Mapping[str, np.ndarray],
+    original: Mapping[str, np.ndarray],
+    is_forget: np.ndarray,
+    *,
+    n_boot: int,
+    level: float,
+    seed: int,
+    residual_level: float | None = None,
+) -> ResidualEstimate:
+    """:func:`attack_residual` for every attack in ``scores`` (same seed: paired across attacks)."""
+    per = {
+        a: attack_residual(
+            a,
+            s,
+            reference[a],
+            original[a],
+            is_forget,
+            n_boot=n_boot,
+            level=level,
+            seed=seed,
+            residual_level=residual_level,
+        )
+        for a, s in scores.items()
+    }
+    return ResidualEstimate(per, residual_level or level, level)
+
+
+# -- per-record evidence ------------------------------------------------------------------
+
+
+RECORD_ATTACK = "lira_offline"  # its score is mean_a log Phi(z_a): a one-sided OUT test
+
+
+def record_pvalues(forget_scores: np.ndarray, nonmember_scores: np.ndarray) -> np.ndarray:
+    """One-sided p-values of "this record is a non-member", calibrated on the model's non-members.
+
+    The inputs are LiRA-offline scores ``log Phi(z)`` (Carlini et al. 2022: ``z``
+    standardises the model's signal on a record by the OUT shadows' mean and
+    spread on it). ``z`` is recovered as ``-Phi^-1(-expm1(score))`` (exact in
+    both tails), then re-standardised by the median and MAD of the *model's own*
+    non-members' ``z``, so a model whose signals all moved (trained on fewer
+    samples than the shadows, fine-tuned) is read against itself:
+    ``p_i = Phi(-(z_i - median) / (1.4826 MAD))``. It is exact when a forgotten
+    record's ``z`` is exchangeable with the non-members' and near normal; the
+    share of non-members below 1% is recorded by the tests as the check.
+    Continuous p-values, unlike ranks among a few hundred non-members, can reach
+    the Benjamini-Hochberg thresholds of a large request.
+    """
+    z_f = -ndtri(-np.expm1(np.asarray(forget_scores, dtype=np.float64)))
+    z_n = -ndtri(-np.expm1(np.asarray(nonmember_scores, dtype=np.float64)))
+    centre = float(np.median(z_n))
+    spread = 1.4826 * float(np.median(np.abs(z_n - centre)))
+    if not np.isfinite(spread) or spread <= 0:
+        spread = float(np.std(z_n)) or 1.0
+    return np.asarray(ndtr(-(z_f - centre) / spread), dtype=np.float64)
+
+
+def benjamini_hochberg(pvalues: np.ndarray, fdr: float) -> np.ndarray:
+    """Boolean mask of the discoveries of the Benjamini-Hochberg step-up procedure at ``fdr``."""
+    p = np.asarray(pvalues, dtype=np.float64)
+    m = p.size
+    if m == 0:
+        return np.zeros(0, dtype=bool)
+    order = np.argsort(p, kind="stable")
+    below = p[order] <= fdr * np.arange(1, m + 1) / m
+    out = np.zeros(m, dtype=bool)
+    if below.any():
+        k = int(np.flatnonzero(below)[-1])
+        out[order[: k + 1]] = True
+    return out
+
+
+@dataclass(frozen=True)
+class RecordEvidence:
+    """Per forget record: the p-value of "forgotten" and whether it is still recognisable."""
+
+    attack: str
+    fdr: float
+    pvalues: np.ndarray
+    recognisable: np.ndarray
+
+    def to_dict(self, forget_index: np.ndarray) -> dict[str, Any]:
+        return {
+            "attack": self.attack,
+            "fdr": self.fdr,
+            "n_forget": int(self.pvalues.size),
+            "n_recognisable": int(self.recognisable.sum()),
+            "recognisable": [int(i) for i in np.asarray(forget_index)[self.recognisable]],
+        }
+
+
+def record_evidence(
+    attack: str, scores: np.ndarray, is_forget: np.ndarray, fdr: float
+) -> RecordEvidence:
+    """p-values and BH discoveries of one model's forget records under ``attack``."""
+    y = np.asarray(is_forget, dtype=bool)
+    p = record_pvalues(scores[y], scores[~y])
+    return RecordEvidence(attack, fdr, p, benjamini_hochberg(p, fdr))
+
+
+# -- power ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Power:
+    """The minimum detectable residual and the detection probability on the grid."""
+
+    mdr: float | None
+    power: float
+    curve: dict[float, float]
+
+    @property
+    def statement(self) -> str:
+        """The power in words a compliance reader understands (CLI and report quote it)."""
+        if self.mdr is None:
+            return (
+                "This audit could not reliably catch even a model that forgot nothing of the "
+                "deleted records: it has no power to show forgetting."
+            )
+        return (
+            f"This audit would catch a model that still remembers at least {self.mdr:.0%} of "
+            f"the deleted records (in {self.power:.0%} of audits); it could not reliably see less."
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "mdr": self.mdr,
+            "statement": self.statement,
+            "power": self.power,
+            "curve": {format(k, "g"): v for k, v in self.curve.items() if round(k * 100) % 5 == 0},
+        }
+
+
+def detection_probability(
+    rho: float,
+    gap: np.ndarray,
+    cov_out: np.ndarray,
+    cov_in: np.ndarray,
+    z: float,
+    draws: np.ndarray | None = None,
+) -> float:
+    """``P(detect)`` of a model keeping ``rho``, under some attack of several at once.
+
+    The attacks' detection differences ``Z(model) - Z(reference)`` are taken as
+    jointly normal with mean ``rho * gap`` and covariance ``(1 - rho) cov_out +
+    rho cov_in`` (the bootstrap covariances of a model that forgot everything and
+    of one that kept everything); an attack detects when its difference exceeds
+    ``z`` of its standard errors. With one attack the probability is exact; with
+    several it is the share of ``draws`` (standard normal rows, one column per
+    attack, drawn once from a fixed seed) in which some attack detects, so the
+    result is deterministic.
+    """
+    cov = (1.0 - rho) * cov_out + rho * cov_in
+    se = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+    mean = rho * gap
+    if (se <= 0).any():
+        return float((mean > 0).any())
+    if gap.size == 1 or draws is None:
+        return max(float(ndtr(m / e - z)) for m, e in zip(mean, se, strict=True))
+    corr = cov / np.outer(se, se)
+    w, v = np.linalg.eigh(corr)  # a square root that also takes a singular matrix
+    root = v * np.sqrt(np.clip(w, 0.0, None))
+    x = draws @ root.T + mean / se
+    return float(np.mean((x > z).any(axis=1)))
+
+
+def minimum_detectable_residual(
+    original: Mapping[str, np.ndarray],
+    out_model: Mapping[str, np.ndarray],
+    reference: Mapping[str, np.ndarray],
+    is_forget: np.ndarray,
+    *,
+    level: float,
+    seed: int,
+    power: float = MDR_POWER,
+    n_boot: int = 1000,
+    grid: Sequence[float] = MDR_GRID,
+) -> Power:
+    """Smallest ``rho`` of ``grid`` that the detection rule catches with probability ``power``.
+
+    Under the mixture model of the module docstring, a model keeping ``rho``
+    has ``E[Z(model) - Z(reference)] = rho (Z(original) - Z(reference))`` under
+    every attack. :func:`detection_probability` takes the attacks' differences
+    as jointly normal, with the bootstrap covariance of ``Z(out_model) -
+    Z(reference)`` (``out_model``: the independently retrained ``retrain``
+    control, whose own training noise a real model also has) for a model that
+    forgot, and of ``Z(original) - Z(reference)`` for one that kept everything.
+    Detection needs some attack's difference above ``z = Phi^-1(1 - (1 - level)
+    / 2)`` of its standard errors, as the verdict's interval does (the
+    probability by :func:`detection_probability`, over normal draws of a fixed
+    seed). The expected
+    difference is centred on the reference, so a retrain control that happens
+    to sit above or below it does not move the MDR.
+    """
+    y = np.asarray(is_forget, dtype=bool)
+    z = float(ndtri(1.0 - (1.0 - level) / 2.0))
+    gaps, d_out, d_in = [], [], []
+    for name in reference:
+        sets = [np.asarray(d[name], dtype=np.float64) for d in (original, reference, out_model)]
+        gaps.append(mean_normal_score(sets[0], y) - mean_normal_score(sets[1], y))
+        b_o, b_r, b_x = boot_normal_scores(sets, y, n_boot, seed)
+        d_out.append(b_x - b_r)
+        d_in.append(b_o - b_r)
+    gap = np.array(gaps)
+    cov_out = np.atleast_2d(np.cov(np.array(d_out)))
+    cov_in = np.atleast_2d(np.cov(np.array(d_in)))
+    draws = np.random.default_rng(seed).standard_normal((MDR_DRAWS, gap.size))
+    curve: dict[float, float] = {}
+    mdr = None
+    for rho in grid:
+        rate = detection_probability(float(rho), gap, cov_out, cov_in, z, draws)
+        curve[float(rho)] = rate
+        if mdr is None and rate >= power:
+            mdr = float(rho)
+    return Power(mdr, power, curve)

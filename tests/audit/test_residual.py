@@ -1,0 +1,230 @@
+"""Residual membership, per-record evidence and power (audit/residual.py).
+
+The simulated banks below have what real ones have: a per-sample difficulty
+shared by every model, a per-sample membership effect when a model trained on
+the sample, and each model's own noise. A model that still remembers a share
+``rho`` of the request carries the membership effect on a random ``rho`` of the
+forget records, so the true residual is ``rho``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from audit.residual import (
+    attack_residual,
+    benjamini_hochberg,
+    estimate_residual,
+    minimum_detectable_residual,
+    record_evidence,
+    record_pvalues,
+)
+from audit.verdict import Rule, judge
+
+
+def bank(rng, n_forget, n_non, effect, rho, noise=0.5):
+    """Scores of (model, reference, original) on forget + non-members, and is_forget."""
+    base = rng.normal(size=n_forget + n_non)  # per-sample difficulty, shared
+    mu = np.zeros_like(base)
+    mu[:n_forget] = rng.gamma(2.0, effect / 2.0, size=n_forget)  # heterogeneous effects
+
+    def model(kept: np.ndarray) -> np.ndarray:
+        return base + kept * mu + noise * rng.normal(size=base.size)
+
+    is_forget = np.arange(base.size) < n_forget
+    kept = is_forget & (rng.random(base.size) < rho)
+    return model(kept), model(np.zeros(base.size)), model(is_forget), is_forget
+
+
+@pytest.mark.parametrize("rho", [0.0, 0.25, 0.5, 0.75, 1.0])
+def test_residual_tracks_the_planted_share(rho):
+    rng = np.random.default_rng(1)
+    m, r, o, y = bank(rng, 2000, 2000, effect=1.5, rho=rho)
+    e = attack_residual("a", m, r, o, y, n_boot=400, level=0.95, seed=0)
+    lo, hi = e.residual_ci
+    assert lo <= rho <= hi
+    assert hi - lo < 0.2  # 2000 records: a tight interval, so covering is not vacuous
+    assert abs(e.residual - rho) < 0.1
+
+
+def test_residual_interval_covers_the_truth_at_its_nominal_rate():
+    """200 simulated audits per share; coverage >= 95% less 3 Monte-Carlo SDs (0.046)."""
+    rng = np.random.default_rng(7)
+    n_sim, covered = 200, 0
+    for k in range(n_sim):
+        rho = [0.0, 0.3, 0.6][k % 3]
+        m, r, o, y = bank(rng, 120, 400, effect=1.0, rho=rho)
+        lo, hi = attack_residual("a", m, r, o, y, n_boot=300, level=0.95, seed=k).residual_ci
+        covered += lo <= rho <= hi
+    assert covered / n_sim >= 0.95 - 3 * np.sqrt(0.95 * 0.05 / n_sim)
+
+
+def test_no_signal_gives_an_unbounded_interval():
+    rng = np.random.default_rng(3)
+    m, r, o, y = bank(rng, 100, 300, effect=0.0, rho=0.0)
+    e = attack_residual("a", m, r, o, y, n_boot=300, level=0.95, seed=0)
+    assert e.residual_ci[1] == np.inf or e.residual_ci[1] > 1
+
+
+def _judge(m, r, o, y, margin=0.3):
+    rule = Rule(primary="a", n_boot=300, max_residual=margin)
+    return judge({"a": m}, {"a": r}, {"a": o}, y, test_acc=0.9, reference_test_acc=0.9, rule=rule)
+
+
+def test_equivalence_rule_gives_each_outcome_where_it_should():
+    rng = np.random.default_rng(5)
+    forgot = _judge(*bank(rng, 1500, 1500, effect=1.5, rho=0.0))
+    assert forgot.status == "pass", forgot.reasons
+    assert forgot.evidence["residual"]["below_margin"]
+    half = _judge(*bank(rng, 1500, 1500, effect=1.5, rho=0.5))
+    assert half.status == "fail" and not half.evidence["membership_ok"]
+    weak = _judge(*bank(rng, 60, 200, effect=0.3, rho=0.0))
+    assert weak.status == "inconclusive", weak.reasons
+    assert "cannot rule out" in weak.reasons[0]
+
+
+def test_a_half_forgotten_model_does_not_pass_when_the_difference_test_is_blind():
+    """The defect the rule exists for: the AUC difference contains 0, yet no pass."""
+    rng = np.random.default_rng(11)
+    for _ in range(20):
+        m, r, o, y = bank(rng, 90, 800, effect=0.6, rho=0.5)
+        v = _judge(m, r, o, y)
+        assert v.status != "pass"
+
+
+def test_worst_attack_is_the_headline():
+    rng = np.random.default_rng(2)
+    m, r, o, y = bank(rng, 400, 400, effect=1.5, rho=0.0)
+    m2, r2, o2, _ = bank(rng, 400, 400, effect=0.5, rho=0.0)
+    est = estimate_residual(
+        {"strong": m, "weak": m2},
+        {"strong": r, "weak": r2},
+        {"strong": o, "weak": o2},
+        y,
+        n_boot=300,
+        level=0.95,
+        seed=0,
+    )
+    assert est.worst.attack == "weak"
+    assert est.upper == est.per_attack["weak"].residual_ci[1]
+
+
+def _offline(z):
+    """LiRA-offline scores of standardised signals ``z``: ``log Phi(z)``."""
+    from scipy.special import log_ndtr
+
+    return log_ndtr(z)
+
+
+def test_record_pvalues_match_a_plain_loop_and_read_the_model_against_itself():
+    from scipy.stats import norm
+
+    rng = np.random.default_rng(0)
+    zf, zn = rng.normal(1.0, 1.5, size=30), rng.normal(-1.2, 1.5, size=400)
+    p = record_pvalues(_offline(zf), _offline(zn))
+    med = np.median(zn)
+    mad = 1.4826 * np.median([abs(v - med) for v in zn])
+    loop = [norm.sf((v - med) / mad) for v in zf]
+    np.testing.assert_allclose(p, loop, rtol=1e-6)
+    # the far tail keeps its precision (log Phi(z) is within 1e-16 of 0 there)
+    assert record_pvalues(_offline(np.array([9.0])), _offline(zn))[0] > 0
+    # a model whose every signal moved by the same amount gives the same p-values
+    np.testing.assert_allclose(record_pvalues(_offline(zf + 2), _offline(zn + 2)), p, rtol=1e-6)
+
+
+def test_benjamini_hochberg_matches_its_definition():
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        p = rng.random(40) ** rng.uniform(0.5, 4)
+        q = 0.1
+        ranked = np.sort(p)
+        ks = [k for k in range(1, 41) if ranked[k - 1] <= q * k / 40]
+        cut = ranked[max(ks) - 1] if ks else -1.0
+        np.testing.assert_array_equal(benjamini_hochberg(p, q), p <= cut)
+
+
+def test_records_of_a_forgotten_model_are_rarely_flagged_and_a_kept_share_is_found():
+    rng = np.random.default_rng(4)
+    y = np.arange(600) < 100
+    flagged_null = 0
+    for _ in range(200):
+        z = rng.normal(-0.5, 1.3, size=600)  # forgotten: forget records like non-members
+        flagged_null += record_evidence("a", _offline(z), y, 0.1).recognisable.any()
+    # under the global null, the FDR is the chance of any discovery: at most 0.1
+    assert flagged_null / 200 <= 0.1 + 3 * np.sqrt(0.1 * 0.9 / 200)
+    z = rng.normal(size=600)
+    z[:50] += 5.0  # 50 records kept with a strong effect
+    ev = record_evidence("a", _offline(z), y, 0.1)
+    assert ev.recognisable[:50].mean() > 0.9
+    assert ev.recognisable[50:100].sum() <= 5
+    assert ev.to_dict(np.arange(100) + 1000)["recognisable"][:3] == [1000, 1001, 1002]
+
+
+def test_mdr_falls_with_a_stronger_signal_and_real_models_at_it_are_caught():
+    rng = np.random.default_rng(9)
+
+    def parts(effect):
+        _, r, o, y = bank(rng, 200, 600, effect=effect, rho=0.0)
+        out_model = bank(rng, 200, 600, effect=effect, rho=0.0)[1]
+        return {"a": o}, {"a": out_model}, {"a": r}, y
+
+    strong = minimum_detectable_residual(*parts(2.0), level=0.95, seed=0, n_boot=300)
+    weak = minimum_detectable_residual(*parts(0.4), level=0.95, seed=0, n_boot=300)
+    assert strong.mdr is not None and strong.mdr <= 0.5
+    assert weak.mdr is None or weak.mdr > strong.mdr
+    assert strong.curve[strong.mdr] >= 0.8
+    rates = list(strong.curve.values())
+    assert rates == sorted(rates)  # rises with rho
+    assert strong.curve[min(strong.curve)] < 0.2  # a model that kept 1% is rarely caught
+    # independently simulated models that really keep the MDR's share are caught
+    caught = 0
+    for _ in range(40):
+        m, r, o, y = bank(rng, 200, 600, effect=2.0, rho=strong.mdr)
+        caught += _judge(m, r, o, y).status == "fail"
+    assert caught / 40 >= 0.6
+
+
+def test_normal_score_bootstrap_matches_a_plain_loop_and_pairs_with_the_auc_bootstrap():
+    from scipy.special import ndtri
+
+    from attacks.metrics import _boot_aucs
+    from audit.residual import boot_normal_scores, mean_normal_score
+
+    rng = np.random.default_rng(0)
+    s = np.round(rng.normal(size=70), 1)  # ties between forget and non-member scores
+    y = np.arange(70) < 20
+    pos, neg = s[y], s[~y]
+
+    def z(p, q):
+        return np.mean(
+            [ndtri(((q < v).sum() + 0.5 * (q == v).sum() + 0.5) / (q.size + 1)) for v in p]
+        )
+
+    assert mean_normal_score(s, y) == pytest.approx(z(pos, neg))
+    (boot,) = boot_normal_scores([s], y, 50, seed=3)
+    (auc,) = _boot_aucs([s], y, 50, 3)
+    draws = np.random.default_rng(3)
+    dp = draws.integers(0, 20, size=(50, 20))
+    dn = draws.integers(0, 50, size=(50, 50))
+    for b in range(50):
+        p, q = pos[dp[b]], neg[dn[b]]
+        assert boot[b] == pytest.approx(z(p, q))
+        mw = np.mean([(q < v).mean() + 0.5 * (q == v).mean() for v in p])
+        assert auc[b] == pytest.approx(mw)  # the same resample as the AUC bootstrap
+
+
+def test_several_attack_detection_probability_matches_its_closed_forms():
+    from scipy.special import ndtr
+
+    from audit.residual import detection_probability
+
+    draws = np.random.default_rng(0).standard_normal((20_000, 3))
+    gap = np.array([0.5, 0.4, 0.6])
+    cov = np.diag([0.01, 0.02, 0.015])  # independent attacks: 1 - prod(1 - p_a)
+    got = detection_probability(0.3, gap, cov, cov, 2.4, draws)
+    p = ndtr(0.3 * gap / np.sqrt(np.diag(cov)) - 2.4)
+    assert got == pytest.approx(1 - np.prod(1 - p), abs=0.012)  # 3 Monte-Carlo SDs
+    same = np.full((3, 3), 0.01)  # identical attacks: the single-attack probability
+    got = detection_probability(0.3, np.full(3, 0.5), same, same, 2.4, draws)
+    assert got == pytest.approx(ndtr(0.3 * 0.5 / 0.1 - 2.4), abs=0.012)
