@@ -5,7 +5,7 @@ Convention: higher score = more likely a member; ``is_member`` is the ground tru
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -216,18 +216,45 @@ def tpr_at_fpr_ci(
     return out
 
 
+def bootstrap_weights(
+    n_pos: int, n_neg: int, n_boot: int, seed: int, per_replicate: int = 0
+) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """Stratified bootstrap resamples as multiplicity counts, in chunks of replicates.
+
+    Yields ``(start, w_pos, w_neg)``: replicates ``start .. start + b`` as counts
+    ``(b, n_pos)`` and ``(b, n_neg)`` of how often each member / non-member is
+    drawn (members and non-members resampled separately with replacement). The
+    draws depend only on the sizes, ``n_boot`` and ``seed``, so every statistic
+    bootstrapped from the same arguments uses the same resamples (paired).
+    ``per_replicate`` is the caller's memory per replicate, in int64s, for the
+    chunk size.
+    """
+    rng = np.random.default_rng(seed)
+    need = per_replicate or (n_pos + 2 * n_neg + 1)
+    chunk = max(1, min(n_boot, _CHUNK_ELEMS // need))
+    for start in range(0, n_boot, chunk):
+        b = min(chunk, n_boot - start)
+        offs = np.arange(b)[:, None]
+        draw_pos = rng.integers(0, n_pos, size=(b, n_pos)) + offs * n_pos
+        draw_neg = rng.integers(0, n_neg, size=(b, n_neg)) + offs * n_neg
+        w_pos = np.bincount(draw_pos.ravel(), minlength=b * n_pos).reshape(b, n_pos)
+        w_neg = np.bincount(draw_neg.ravel(), minlength=b * n_neg).reshape(b, n_neg)
+        yield start, w_pos, w_neg
+
+
 def _boot_aucs(
     score_sets: Sequence[np.ndarray], y: np.ndarray, n_boot: int, seed: int
 ) -> list[np.ndarray]:
     """Stratified bootstrap AUCs, the same resamples for every score vector.
 
     Members and non-members are resampled separately with replacement and
-    represented by multiplicity counts ``w``. For one replicate, with
-    non-member scores sorted, ``AUC = sum_i w_i (below_i + ties_i / 2) / (P N)``
-    where ``below_i`` / ``ties_i`` are the resampled non-member counts below /
-    equal to member ``i``'s score, read from a cumulative sum at positions
-    found by ``searchsorted``. Everything is vectorised over a chunk of
-    replicates and computed in integers, so equal inputs give equal outputs.
+    represented by multiplicity counts ``w`` (:func:`bootstrap_weights`). For
+    one replicate, with non-member scores sorted, ``AUC = sum_i w_i (below_i +
+    ties_i / 2) / (P N)`` where ``below_i`` / ``ties_i`` are the resampled
+    non-member counts below / equal to member ``i``'s score, read from a
+    cumulative sum at positions found by ``searchsorted``. Everything is
+    vectorised over a chunk of replicates and computed in integers, so equal
+    inputs give equal outputs.
     """
     pos_idx, neg_idx = np.flatnonzero(y), np.flatnonzero(~y)
     n_pos, n_neg = pos_idx.size, neg_idx.size
@@ -238,16 +265,9 @@ def _boot_aucs(
         lo = np.searchsorted(neg[order], s[pos_idx], side="left")
         hi = np.searchsorted(neg[order], s[pos_idx], side="right")
         prepared.append((order, lo, hi))
-    rng = np.random.default_rng(seed)
-    chunk = max(1, min(n_boot, _CHUNK_ELEMS // (n_pos + 2 * n_neg + 1)))
     out = [np.empty(n_boot) for _ in score_sets]
-    for start in range(0, n_boot, chunk):
-        b = min(chunk, n_boot - start)
-        offs = np.arange(b)[:, None]
-        draw_pos = rng.integers(0, n_pos, size=(b, n_pos)) + offs * n_pos
-        draw_neg = rng.integers(0, n_neg, size=(b, n_neg)) + offs * n_neg
-        w_pos = np.bincount(draw_pos.ravel(), minlength=b * n_pos).reshape(b, n_pos)
-        w_neg = np.bincount(draw_neg.ravel(), minlength=b * n_neg).reshape(b, n_neg)
+    for start, w_pos, w_neg in bootstrap_weights(n_pos, n_neg, n_boot, seed):
+        b = w_pos.shape[0]
         for k, (order, lo, hi) in enumerate(prepared):
             cum = np.zeros((b, n_neg + 1), dtype=np.int64)
             np.cumsum(w_neg[:, order], axis=1, out=cum[:, 1:])

@@ -58,9 +58,7 @@ from typing import Any
 import numpy as np
 from scipy.special import ndtr, ndtri
 
-from attacks.metrics import _auc, _boot_aucs
-
-_CHUNK_ELEMS = 4_000_000  # bootstrap replicates are processed in chunks of about this size
+from attacks.metrics import _auc, _boot_aucs, bootstrap_weights
 
 MDR_GRID = tuple(round(0.01 * i, 2) for i in range(1, 101))
 MDR_POWER = 0.8
@@ -94,24 +92,16 @@ def boot_normal_scores(
 ) -> list[np.ndarray]:
     """Stratified bootstrap replicates of ``Z`` for each score vector, the same resamples.
 
-    The resampling is :func:`attacks.metrics._boot_aucs`'s (forget samples and
-    non-members drawn separately, as multiplicity counts, in the same order from
-    the same seed), so replicate ``b`` here and there use the same resample and
-    the AUC difference and the residual of one audit are paired.
+    The resamples are :func:`attacks.metrics.bootstrap_weights`', as for the AUC
+    bootstrap, so replicate ``b`` here and there use the same resample and the
+    AUC difference and the residual of one audit are paired.
     """
     y = np.asarray(is_forget, dtype=bool)
     n_pos, n_neg = int(y.sum()), int((~y).sum())
     prepared = [_percentile_counts(np.asarray(s, dtype=np.float64), y) for s in score_sets]
-    rng = np.random.default_rng(seed)
-    chunk = max(1, min(n_boot, _CHUNK_ELEMS // (n_pos + 2 * n_neg + 1)))
     out = [np.empty(n_boot) for _ in score_sets]
-    for start in range(0, n_boot, chunk):
-        b = min(chunk, n_boot - start)
-        offs = np.arange(b)[:, None]
-        draw_pos = rng.integers(0, n_pos, size=(b, n_pos)) + offs * n_pos
-        draw_neg = rng.integers(0, n_neg, size=(b, n_neg)) + offs * n_neg
-        w_pos = np.bincount(draw_pos.ravel(), minlength=b * n_pos).reshape(b, n_pos)
-        w_neg = np.bincount(draw_neg.ravel(), minlength=b * n_neg).reshape(b, n_neg)
+    for start, w_pos, w_neg in bootstrap_weights(n_pos, n_neg, n_boot, seed):
+        b = w_pos.shape[0]
         for k, (order, lo, hi) in enumerate(prepared):
             cum = np.zeros((b, n_neg + 1), dtype=np.int64)
             np.cumsum(w_neg[:, order], axis=1, out=cum[:, 1:])
