@@ -2,8 +2,8 @@
 
 From schema_version 2, ``verdicts.<model>.evidence.records`` holds ``{"attack", "fdr",
 "n_forget", "n_recognisable", "recognisable": [pool indices]}``: the forget records whose
-p-value of "this record is a non-member" (the share of the model's own non-members that
-the attack scores at least as high, ``samples.csv`` column ``pvalue.<model>``) survives
+p-value of "this record is a non-member" (its LiRA-offline test, calibrated on the model's
+own non-members, ``samples.csv`` column ``pvalue.<model>``; docs/verdict.md) survives
 the Benjamini-Hochberg procedure at false discovery rate ``fdr`` (``recognisable.<model>``
 is 1 on them). The planted control's kept records are ``planted`` = 1.
 

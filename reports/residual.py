@@ -164,7 +164,8 @@ def _curve(power: dict[str, Any]) -> list[tuple[str, str]]:
             continue
         if as_float(rate) is not None:
             points.append((share, float(rate)))
-    return [(fmt_share(share), fmt_share(rate)) for share, rate in sorted(points)]
+    tenths = [(share, rate) for share, rate in sorted(points) if round(share * 100) % 10 == 0]
+    return [(fmt_share(share), fmt_share(rate)) for share, rate in tenths or sorted(points)]
 
 
 def power_section(results: dict[str, Any]) -> dict[str, Any] | None:

@@ -143,7 +143,7 @@ def test_records_table_counts_every_judged_model(v2_report: tuple[Path, str]) ->
         ("retrain", "control", "0 of 40", "0.0%"),
         ("planted", "control", "5 of 40", "12.5%"),
     ]
-    assert "lira_offline attack" in records and "false discovery rate of 10%" in records
+    assert "lira_offline test" in records and "false discovery rate of 10%" in records
     headings = re.findall(r"<h3>([^<]+)</h3>", records)
     assert headings == [
         "finetune: 2 records still recognisable",
