@@ -2,7 +2,9 @@
 
 For each setting and seed, the audit judges five *planted* models, each
 retrained from scratch (its own seed) on the retain set plus a known share
-(0, 25, 50, 75, 100%) of the forget request, beside its usual controls. It
+(0, 25, 50, 75, 100%) of the forget request, beside its usual controls. They
+run inside the audit as a benchmark-only unlearner (``partial_retrain``: a
+method that forgets only part of what it was asked to). It
 records, per planted model, the residual estimate and its interval against the
 true share, the verdict, and the audit's minimum detectable residual (MDR).
 The checks the verdict rule promises (docs/verdict.md):
@@ -57,39 +59,65 @@ def _config(setting: str, seed: int) -> Any:
     return from_dict(merge(table, fast))
 
 
-def one(setting: str, seed: int, work: Path) -> dict[str, Any]:
-    """Train the planted models of one seed, run the audit on them, return its figures."""
-    import numpy as np
+def partial_retrain(keep: float) -> Any:
+    """An unlearner that plants the answer: retrain on retain plus a share ``keep`` of the request.
 
+    It runs inside the audit like any method (the models it makes are cached
+    under its name and parameters); which records it keeps is drawn from the
+    generator the audit seeds for it.
+    """
+    from dataclasses import dataclass
+
+    import torch
+
+    from learning.models import reinitialize
+    from learning.train import fit
+    from unlearners.base import Unlearner, seed_from, steps_for
+
+    @dataclass(frozen=True)
+    class KeepParams:
+        keep: float = 0.0
+
+    class PartialRetrain(Unlearner):
+        name = f"keep{int(round(keep * 100)):03d}"
+        paradigms = frozenset({"supervised", "contrastive"})
+        summary = "benchmark: retrain on retain + a known share of the forget request"
+        Params = KeepParams
+
+        def max_steps(self, n_forget: int, n_retain: int, recipe: Any) -> int:
+            kept = int(round(self.params.keep * n_forget))
+            return steps_for(n_retain + kept, recipe.batch_size, recipe.epochs)
+
+        def _unlearn(self, model, forget, retain, *, objective, recipe, generator, progress):  # type: ignore[no-untyped-def]
+            n = forget[0].shape[0]
+            idx = torch.randperm(n, generator=generator, device=generator.device)
+            idx = idx[: int(round(self.params.keep * n))]
+            x = torch.cat([retain[0], forget[0][idx]])
+            y = torch.cat([retain[1], forget[1][idx]])
+            reinitialize(model, seed_from(generator))
+            return fit(model, x, y, objective.loss, recipe, generator)
+
+    return PartialRetrain(keep=keep)
+
+
+def one(setting: str, seed: int, work: Path) -> dict[str, Any]:
+    """Run the audit of one seed with the planted models as methods; return its figures."""
     from audit.pipeline import run_audit
-    from audit.plan import derive_seed
-    from audit.production import AuditInputs, Producer
-    from audit.rundir import ModelStore
+    from audit.production import AuditInputs
 
     cfg = _config(setting, seed)
     out = work / f"{setting}-{seed}"
     t0 = time.perf_counter()
-    producer = Producer(cfg, AuditInputs(), False, lambda _msg: None)
-    _, plan = producer.load()
-    producer.store = ModelStore(out / "models")
-    rng = np.random.default_rng(derive_seed(seed, "validity"))
-    order = rng.permutation(plan.forget)
-    planted = {}
-    for share in SHARES:
-        kept = order[: int(round(share * plan.forget.size))]
-        idx = np.union1d(plan.retain, kept)
-        label = f"keep{int(share * 100):03d}"
-        planted[label] = producer.train_cached(
-            label, idx, derive_seed(seed, "validity", label), bar=False
-        )[0]
+    methods = [partial_retrain(share) for share in SHARES]
     res = run_audit(
         cfg,
         out,
-        inputs=AuditInputs(unlearned=planted),
+        inputs=AuditInputs(methods=methods),
         progress=False,
         log=lambda _msg: None,
         render_report=False,
     ).results
+    planted = [m.name for m in methods]
     wall = time.perf_counter() - t0
     rows = {}
     for name in [*planted, "retrain", "planted", "noop"]:
@@ -105,7 +133,7 @@ def one(setting: str, seed: int, work: Path) -> dict[str, Any]:
         "setting": setting,
         "seed": seed,
         "wall_s": wall,
-        "n_forget": plan.forget.size,
+        "n_forget": res["data"]["n_forget"],
         "mdr": res["power"]["mdr"],
         "curve": res["power"]["curve"],
         "separated": res["controls"]["separated"],
