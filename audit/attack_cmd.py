@@ -89,15 +89,51 @@ def _pick_target(data: dict[str, np.ndarray], spec: str | None, n_models: int) -
             valid = ", ".join(names) if names else "none (no 'model_names' array)"
             raise AttackFileError(f"unknown target model '{spec}'; names: {valid}") from None
         return names.index(spec)
-    if not -n_models <= idx < n_models:
+    if idx < 0:
+        raise AttackFileError(
+            f"target index {idx} is negative; give a row 0..{n_models - 1} (or a model NAME)"
+        )
+    if idx >= n_models:
         raise AttackFileError(f"target index {idx} out of range for {n_models} models")
-    return idx % n_models
+    return idx
+
+
+def _check_run(path: str, data: dict[str, np.ndarray], sig: np.ndarray) -> None:
+    """A run directory's ``signals.npz`` must agree with the ``results.json`` beside it."""
+    res_path = Path(path).parent / "results.json"
+    if Path(path).name != "signals.npz" or "n_shadows" not in data or not res_path.is_file():
+        return
+    try:
+        results = json.loads(res_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise AttackFileError(f"{res_path}: cannot read it ({exc})") from None
+    from reports.loading import damaged, signals_problems
+
+    names = [str(x) for x in data["model_names"]] if "model_names" in data else None
+    split = [str(x) for x in data["split"]] if "split" in data else None
+    problem = damaged(
+        signals_problems(
+            results if isinstance(results, dict) else None,
+            int(sig.shape[1]),
+            names,
+            int(data["n_shadows"]),
+            split,
+            file=str(path),
+        )
+    )
+    if problem:
+        raise AttackFileError(problem)
 
 
 def load_bank(path: str, target: str | None, members_key: str | None) -> Bank:
-    """Read a signal file into a :class:`Bank` (raises :class:`AttackFileError`)."""
+    """Read a signal file into a :class:`Bank` (raises :class:`AttackFileError`).
+
+    A run directory's ``signals.npz`` is checked against the ``results.json`` beside it
+    (:func:`reports.loading.signals_problems`).
+    """
     data = _load(path)
     sig, keep = _signals_and_keep(data)
+    _check_run(path, data, sig)
     t = _pick_target(data, target, sig.shape[0])
     if "n_shadows" in data:
         n_sh = int(data["n_shadows"])

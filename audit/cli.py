@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import shlex
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,6 +24,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from learning.checkpoints import CheckpointError
     from learning.data import DataError
     from learning.models import ModelError
+    from learning.train import DeviceError
     from reports import ReportError
     from unlearners import UnlearnerError
 
@@ -29,6 +32,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
         CheckpointError,
         ConfigError,
         DataError,
+        DeviceError,
         ModelError,
         PlanError,
         UnlearnerError,
@@ -46,6 +50,14 @@ def _guard(fn: F) -> F:
             return fn(*args, **kwargs)
         except errors as exc:
             click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+        except PermissionError as exc:  # e.g. a folder made read-only while the audit ran
+            where = f"{exc.filename}: " if exc.filename else ""
+            click.echo(
+                f"error: {where}permission denied ({exc.strerror or exc}); "
+                "check the permissions of the input files and of --out",
+                err=True,
+            )
             sys.exit(2)
         except KeyboardInterrupt:
             click.echo(
@@ -107,11 +119,16 @@ def _overrides(**opts: Any) -> dict[str, Any]:
     elif opts.get("unlearned"):  # judging your own checkpoints: run no built-in method
         put("unlearn.methods", [])
     if opts.get("unlearned"):
-        pairs = {}
+        pairs: dict[str, str] = {}
         for item in opts["unlearned"]:
             name, sep, path = item.partition("=")
             if not sep or not name or not path:
                 raise ConfigError(f"--unlearned '{item}' must look like NAME=PATH")
+            if name in pairs:
+                raise ConfigError(
+                    f"--unlearned names '{name}' twice ({pairs[name]} and {path}); give each "
+                    "unlearned model its own NAME"
+                )
             pairs[name] = path
         put("unlearn.checkpoints", pairs)
     return table
@@ -182,17 +199,56 @@ def _overrides(**opts: Any) -> dict[str, Any]:
 @_guard
 def audit(config_path: str | None, out: str, no_report: bool, quiet: bool, **opts: Any) -> None:
     """Run a complete audit and write the run directory."""
-    from audit.config import from_dict, load_toml, merge
+    from audit.config import check_file, from_dict, load_toml, merge
     from audit.pipeline import run_audit
 
     base = load_toml(config_path) if config_path else {}
+    check_file(base)  # the file's own values, even those a flag overrides
     cfg = from_dict(merge(base, _overrides(**opts)))
+    check_out_dir(out)
     command = "unlearn-audit " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     res = run_audit(cfg, out, progress=not quiet, command=command, render_report=not no_report)
     _print_summary(res.results)
     click.echo(f"run directory: {res.run_dir}")
     if res.report is not None:
         click.echo(f"report: {res.report}")
+
+
+def check_out_dir(out: str | Path) -> None:
+    """Fail before anything is loaded or trained if the run directory cannot be written.
+
+    The directory (or, when it does not exist yet, its nearest existing parent, where
+    it will be created) must be a folder this process can create files in; a probe
+    folder is made and removed again to be sure (permissions, read-only mounts, ACLs).
+
+    Raises:
+        ConfigError: ``out`` is a file, lies under a file, or is not writable.
+    """
+    from audit.config import ConfigError
+
+    p = Path(out)
+    if p.exists() and not p.is_dir():
+        raise ConfigError(f"--out {p} is a file, not a folder; choose a run directory")
+    base = p
+    while not base.exists() and base != base.parent:
+        base = base.parent
+    if not base.is_dir():
+        raise ConfigError(f"--out {p} cannot be created: {base} is a file, not a folder")
+    folders = [base] + ([p / "models"] if (p / "models").is_dir() else [])
+    for folder in folders:
+        why = ""
+        if not os.access(folder, os.W_OK | os.X_OK):
+            why = "permission denied"
+        else:
+            try:
+                os.rmdir(tempfile.mkdtemp(prefix=".unlearn-audit-probe-", dir=folder))
+            except OSError as exc:
+                why = exc.strerror or str(exc)
+        if why:
+            what = f"{folder} is not writable"
+            if folder != p and folder == base:
+                what += f", so {p} cannot be created there"
+            raise ConfigError(f"--out {p}: {what} ({why}); choose a writable run directory")
 
 
 def _print_summary(results: dict[str, Any]) -> None:

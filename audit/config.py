@@ -335,11 +335,17 @@ def _build(cls: type, table: Any, prefix: str) -> Any:
         raise ConfigError(f"[{prefix}]: {exc}") from exc
 
 
-def _validate(cfg: AuditConfig) -> None:
+def _validate_values(cfg: AuditConfig) -> None:
+    """Checks of single keys (a config file passes them on its own, before flags merge)."""
     from audit.paradigms import get_paradigm
 
     get_paradigm(cfg.paradigm)
     a, v = cfg.attack, cfg.verdict
+    if cfg.train.epochs < 1:
+        raise ConfigError(
+            f"train.epochs (--epochs) must be >= 1: every model the audit trains needs at "
+            f"least one pass over its data, got {cfg.train.epochs}"
+        )
     if a.shadows < 4 or a.shadows % 2:
         raise ConfigError(
             f"attack.shadows must be an even number >= 4 (LiRA needs at least two models on "
@@ -384,6 +390,42 @@ def _validate(cfg: AuditConfig) -> None:
         raise ConfigError(f"data.limit must be >= 0, got {cfg.data.limit}")
     if len(set(cfg.unlearn.methods)) != len(cfg.unlearn.methods):
         raise ConfigError(f"unlearn.methods lists a method twice: {list(cfg.unlearn.methods)}")
+    for method, params in cfg.unlearn.params.items():
+        _check_params(method, params)
+
+
+def _check_params(method: str, params: dict[str, Any]) -> None:
+    """Check ``unlearn.params.METHOD`` against the fields of the method's ``Params``."""
+    import unlearners
+
+    cls = unlearners.get(method).Params
+    fields = {f.name for f in dataclasses.fields(cls)}
+    prefix = f"unlearn.params.{method}"
+    unknown = sorted(set(params) - fields)
+    if unknown:
+        raise ConfigError(
+            f"unknown config key '{prefix}.{unknown[0]}'; valid keys of {method}: "
+            f"{', '.join(sorted(fields)) or 'none (it takes no parameter)'}"
+        )
+    try:
+        hints = typing.get_type_hints(cls)
+    except Exception:  # a plugin's annotations that do not resolve: its own checks decide
+        hints = {}
+    for name, value in params.items():
+        hint = hints.get(name)
+        if hint in (bool, int, float, str):
+            _check_type(f"{prefix}.{name}", value, hint)
+        elif typing.get_origin(hint) is typing.Literal and value not in typing.get_args(hint):
+            valid = ", ".join(repr(v) for v in typing.get_args(hint))
+            raise ConfigError(f"config key '{prefix}.{name}' must be one of {valid}, got {value!r}")
+    try:
+        cls(**params)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{prefix}: {exc}") from exc
+
+
+def _validate(cfg: AuditConfig) -> None:
+    _validate_values(cfg)
     clash = sorted(set(cfg.unlearn.checkpoints) & {*cfg.unlearn.methods, *RESERVED})
     if clash:
         raise ConfigError(
@@ -404,6 +446,17 @@ def from_dict(table: dict[str, Any]) -> AuditConfig:
     return cfg
 
 
+def check_file(table: dict[str, Any]) -> None:
+    """Validate a config file's table on its own, before CLI flags are merged into it.
+
+    Every key and value of the file must be valid even where a flag overrides it
+    (``[train] epochs = "five"`` with ``--epochs 5`` is an error, not silently
+    replaced). Checks that relate keys to each other (parameters of a method that
+    only a flag adds) wait for the merged config (:func:`from_dict`).
+    """
+    _validate_values(_build(AuditConfig, table, ""))
+
+
 def load_toml(path: str | Path) -> dict[str, Any]:
     """Read a TOML config file into a dict (a clear error if missing or malformed)."""
     p = Path(path)
@@ -412,8 +465,15 @@ def load_toml(path: str | Path) -> dict[str, Any]:
     try:
         with p.open("rb") as fh:
             return tomllib.load(fh)
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"config file {p} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset "
+            f"{exc.start}); TOML files must be UTF-8: save it with that encoding"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {p} is not valid TOML: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(f"config file {p} cannot be read ({exc.strerror or exc})") from None
 
 
 def merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from audit import __version__
 from audit.config import RESERVED, AuditConfig, ConfigError, to_toml
 from audit.difficulty_audit import PoolData, run_difficulty
 from audit.forgetting import retain_leakage, ulira_block
+from audit.lock import RunLock
 from audit.measure import attack_metrics, attack_scores, forget_vs_nonmember, samples_csv
 from audit.plan import Plan, derive_seed
 from audit.production import AuditInputs, Producer, resolve_methods
@@ -398,6 +399,9 @@ def run_audit(
 ) -> AuditResult:
     """Run a complete audit and write the run directory (see docs/design.md).
 
+    One audit writes a run directory at a time (:class:`audit.lock.RunLock`): a second
+    one raises :class:`audit.lock.RunLockedError`.
+
     Args:
         cfg: The validated configuration.
         out: The run directory (created; cached models in it are reused).
@@ -408,6 +412,21 @@ def run_audit(
         command: The command line that reproduces the run (recorded in provenance).
         render_report: Also render ``report.html``.
     """
+    logger = log or (lambda msg: tqdm.write(msg, file=sys.stderr))
+    with RunLock(Path(out), log=logger) as lock:  # held until the last file is written
+        return _run_audit(cfg, out, lock, inputs, progress, logger, command, render_report)
+
+
+def _run_audit(
+    cfg: AuditConfig,
+    out: str | Path,
+    lock: RunLock,
+    inputs: AuditInputs | None,
+    progress: bool,
+    log: Callable[[str], None] | None,
+    command: str | None,
+    render_report: bool,
+) -> AuditResult:
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
     inputs = inputs or AuditInputs()
@@ -418,7 +437,8 @@ def run_audit(
     ds, plan = _timed(timings, "load", p.load)  # bad data or requests fail before any file
     for warning in plan.warnings:
         logger(f"warning: {warning}")
-    p.store = ModelStore(run_dir / "models")
+    lock.acquire()  # before the first file (no-op when the directory existed)
+    p.store = ModelStore(run_dir / "models", log=logger)
     atomic_write_text(run_dir / "config.toml", to_toml(cfg.to_dict()))
     logger(
         f"{ds.name}: pool {plan.n_pool}, members {plan.members.size}, "

@@ -26,9 +26,9 @@ from audit.config import AuditConfig, ConfigError
 from audit.paradigms import get_paradigm
 from audit.plan import Plan, derive_seed, make_plan
 from audit.rundir import ModelStore, cached, content_key, index_digest
-from learning.checkpoints import file_digest, load_checkpoint
+from learning.checkpoints import check_finite_weights, file_digest, load_checkpoint
 from learning.data import Dataset, default_size, load_dataset
-from learning.models import make_model
+from learning.models import ModelError, make_model
 from learning.train import fit, make_generator, resolve_device
 from unlearners import Unlearner
 
@@ -79,10 +79,12 @@ class Producer:
     def load(self) -> tuple[Dataset, Plan]:
         """Load the data and draw the plan (fails before any file is written)."""
         cfg = self.cfg
+        self._check_inputs()
         ds = self.inputs.dataset or load_dataset(
             cfg.data.dataset, cfg.data.root or None, self._limit()
         )
         plan = make_plan(ds, cfg.forget.spec, cfg.seed, cfg.attack.shadows, cfg.data.members)
+        _check_classes(ds, plan)
         self.ds, self.x, self.y = ds, ds.x.to(self.device), ds.y.to(self.device)
         self.labels = ds.y.numpy()
         self.objective = self.paradigm.objective(ds, self.recipe)
@@ -112,20 +114,53 @@ class Producer:
         brought = bool(cfg.data.members or cfg.model.original) or self.inputs.original is not None
         return cfg.data.limit or (None if brought else default_size(cfg.data.dataset))
 
-    def _preflight(self) -> None:
-        """Check the model factory and every checkpoint before anything is written."""
-        from pathlib import Path
-
-        self.new_model(0)  # a factory that does not fit the data fails here
+    def _check_inputs(self) -> None:
+        """What the caller brings must fit together (checked before the data is loaded)."""
         brought = bool(self.cfg.model.original) or self.inputs.original is not None
+        if (self.cfg.unlearn.checkpoints or self.inputs.unlearned) and not brought:
+            raise ConfigError(
+                "an unlearned checkpoint is judged against the original it was unlearned "
+                "from: give --original (model.original) and --members (data.members)"
+            )
         if brought and not self.cfg.data.members:
             raise ConfigError(
                 "an original model you bring needs its training set: give --members "
                 "file:PATH (data.members) with the ids it was trained on"
             )
+
+    def _preflight(self) -> None:
+        """Check the model factory and every checkpoint before anything is written."""
+        from pathlib import Path
+
+        self._check_forward(self.new_model(0))  # an architecture that does not fit the data
         paths = [self.cfg.model.original] if self.cfg.model.original else []
         for path in [*paths, *self.cfg.unlearn.checkpoints.values()]:
-            load_checkpoint(self.new_model(0), Path(path))
+            load_checkpoint(self.new_model(0), Path(path))  # also refuses NaN/inf weights
+        given = {"original": self.inputs.original} if self.inputs.original is not None else {}
+        for name, model in {**given, **self.inputs.unlearned}.items():
+            check_finite_weights(model.state_dict(), f"the in-memory model '{name}'")
+
+    def _check_forward(self, model: nn.Module) -> None:
+        """Run ``model`` once on two pool samples: it must map them to its output size."""
+        factory = self.inputs.model_factory
+        arch = self.cfg.model.arch
+        if factory is not None:
+            arch = getattr(factory, "__qualname__", repr(factory))
+        want = (2, self.paradigm.num_outputs(self.ds))
+        with torch.no_grad():
+            try:
+                out = model.eval()(self.x[:2])
+            except Exception as exc:
+                raise ModelError(
+                    f"model '{arch}' cannot take this data's images of shape {self.ds.shape} "
+                    f"({type(exc).__name__}: {exc}); choose another --model (mlp takes any size)"
+                ) from None
+        if not isinstance(out, torch.Tensor) or tuple(out.shape) != want:
+            got = tuple(out.shape)[1:] if isinstance(out, torch.Tensor) else type(out).__name__
+            raise ModelError(
+                f"model '{arch}' outputs {got} per sample; it must output ({want[1]},) "
+                f"({self.paradigm.name} on {self.ds.name})"
+            )
 
     def new_model(self, seed: int) -> nn.Module:
         factory = self.inputs.model_factory
@@ -233,10 +268,12 @@ class Producer:
                 self.signals_of(model),
                 file_digest(Path(path)),
             )
-        self.log("training the original model on the members")
-        return self.train_cached(
-            "original", plan.members, derive_seed(self.cfg.seed, "original"), self.progress
-        )
+        seed = derive_seed(self.cfg.seed, "original")
+        if self._store().has("original", self.train_key(plan.members, seed)):
+            self.log("loading the original model (cached)")
+        else:
+            self.log("training the original model on the members")
+        return self.train_cached("original", plan.members, seed, self.progress)
 
     def checkpoints(self) -> dict[str, tuple[nn.Module, dict[str, Any], np.ndarray]]:
         """The caller's unlearned models: in memory first, then ``unlearn.checkpoints``."""
@@ -449,6 +486,22 @@ class Producer:
             out.append(sig)
         bar.close()
         return np.stack(out)
+
+
+def _check_classes(ds: Dataset, plan: Plan) -> None:
+    """The audit trains classifiers on the members: the pool and they need 2 classes."""
+    from audit.plan import PlanError
+
+    labels = ds.y.numpy()
+    for what, idx in (("the audited pool", np.arange(len(ds))), ("the members", plan.members)):
+        present = np.unique(labels[idx])
+        if present.size < 2:
+            only = ds.classes[int(present[0])] if present.size else "none"
+            raise PlanError(
+                f"{ds.name}: every sample of {what} has class '{only}'; a classifier audit "
+                "needs samples of at least 2 classes there (check y, data.limit and "
+                "data.members)"
+            )
 
 
 def resolve_methods(cfg: AuditConfig, inputs: AuditInputs) -> list[Unlearner]:

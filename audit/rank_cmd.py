@@ -2,10 +2,12 @@
 
 Reads the finished run directory only (``samples.csv``, and ``results.json`` for
 the class names, the roles of the models and the summary line); nothing is
-recomputed. The columns it needs are written by the audit when the difficulty
-index ran (``attack.ulira`` and ``difficulty.enabled``, see docs/difficulty.md):
-``difficulty.<method>``, ``difficulty_rank.<method>``, ``residual.<method>``,
-``flags.<method>`` and ``feature.<name>``.
+recomputed. A ``samples.csv`` that contradicts ``results.json`` (rows or columns
+missing: :func:`reports.loading.samples_problems`) is an error. The columns it
+needs are written by the audit when the difficulty index ran (``attack.ulira``
+and ``difficulty.enabled``, see docs/difficulty.md): ``difficulty.<method>``,
+``difficulty_rank.<method>``, ``residual.<method>``, ``flags.<method>`` and
+``feature.<name>``.
 
 Order: the method's difficulty rank (1 = largest predicted residual), or with
 ``--by`` a feature (largest value first), ``residual`` (the realised residual,
@@ -60,9 +62,9 @@ def load_table(run_dir: str | Path) -> Table:
         raise RankError(f"{path}: file not found (is this a finished run directory?)")
     try:
         with path.open(newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
-            columns = list(reader.fieldnames or [])
-            rows = [r for r in reader if r.get("split") == "forget"]
+            reader = csv.reader(fh)
+            columns = [c.strip() for c in next(reader, [])]
+            body = [r for r in reader if r]
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise RankError(f"{path}: cannot read it ({exc})") from None
     results: dict[str, Any] = {}
@@ -73,6 +75,13 @@ def load_table(run_dir: str | Path) -> Table:
             results = loaded if isinstance(loaded, dict) else {}
         except (OSError, UnicodeDecodeError, json.JSONDecodeError):
             results = {}  # the table stands without it
+    from reports.loading import damaged, samples_problems
+
+    problem = damaged(samples_problems(results or None, columns, body, str(path)))
+    if problem:
+        raise RankError(problem)
+    rows = [dict(zip(columns, r, strict=False)) for r in body]
+    rows = [r for r in rows if r.get("split") == "forget"]
     table = Table(rows, columns, results)
     if not table.methods():
         cfg = results.get("config") or {}
@@ -205,6 +214,11 @@ def check_options(table: Table, method: str | None, by: str | None, top: int) ->
     if by is not None and by not in (*feats, *SPECIAL):
         raise RankError(
             f"unknown feature '{by}'; valid: {', '.join(feats)} (or {', '.join(SPECIAL)})"
+        )
+    if method is None and not isinstance(table.results.get("models"), dict):
+        raise RankError(
+            "results.json is missing or unreadable, so the audited unlearners cannot be told "
+            f"from the controls; pass --method (one of: {', '.join(methods)})"
         )
     return method or _default_method(table)
 

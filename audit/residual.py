@@ -56,7 +56,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.special import ndtr, ndtri
+from scipy.special import ndtr, ndtri, ndtri_exp
 
 from attacks.metrics import _auc, _boot_aucs, bootstrap_weights
 
@@ -301,8 +301,8 @@ def record_pvalues(forget_scores: np.ndarray, nonmember_scores: np.ndarray) -> n
 
     The inputs are LiRA-offline scores ``log Phi(z)`` (Carlini et al. 2022: ``z``
     standardises the model's signal on a record by the OUT shadows' mean and
-    spread on it). ``z`` is recovered as ``-Phi^-1(-expm1(score))`` (exact in
-    both tails), then re-standardised by the median and a spread of the *model's own*
+    spread on it). ``z`` is recovered as ``scipy.special.ndtri_exp(score)``
+    (stable in both tails), then re-standardised by the median and a spread of the *model's own*
     non-members' ``z``, so a model whose signals all moved (trained on fewer
     samples than the shadows, fine-tuned) is read against itself:
     ``p_i = Phi(-(z_i - median) / s)``, where the spread ``s`` is the largest of
@@ -314,9 +314,11 @@ def record_pvalues(forget_scores: np.ndarray, nonmember_scores: np.ndarray) -> n
     Continuous p-values, unlike ranks among a few hundred non-members, can reach
     the Benjamini-Hochberg thresholds of a large request.
     """
-    z_f = -ndtri(-np.expm1(np.asarray(forget_scores, dtype=np.float64)))
-    z_n = -ndtri(-np.expm1(np.asarray(nonmember_scores, dtype=np.float64)))
+    z_f = ndtri_exp(np.asarray(forget_scores, dtype=np.float64))
+    z_n = ndtri_exp(np.asarray(nonmember_scores, dtype=np.float64))
     z_n = z_n[np.isfinite(z_n)]
+    if z_n.size < 2:  # no usable non-member: no record can be told from one
+        return np.ones(z_f.shape, dtype=np.float64)
     centre = float(np.median(z_n))
     spread = max(
         1.4826 * float(np.median(np.abs(z_n - centre))),  # the bulk

@@ -91,8 +91,28 @@ def load_checkpoint(model: nn.Module, path: str | Path) -> nn.Module:
             f"checkpoint {path} does not fit the architecture: {'; '.join(problems)} "
             "(check --model and its kwargs)"
         )
+    check_finite_weights(state, f"checkpoint {path}")
     model.load_state_dict(state)
     return model
+
+
+def check_finite_weights(state: dict[str, torch.Tensor], what: str) -> None:
+    """Raise :class:`CheckpointError` if a floating-point tensor of ``state`` holds NaN or inf.
+
+    A model with such weights outputs non-finite values: every measurement of it is
+    meaningless, so it is refused before anything is trained.
+    """
+    bad = sorted(
+        k
+        for k, v in state.items()
+        if v.is_floating_point() or v.is_complex()
+        if not bool(torch.isfinite(v).all())
+    )
+    if bad:
+        raise CheckpointError(
+            f"{what} holds NaN or infinite weights in {len(bad)} tensor(s) ({_few(bad)}); "
+            "such a model cannot be audited: check how it was trained and saved"
+        )
 
 
 def _few(items: list[str], k: int = 4) -> str:

@@ -91,8 +91,30 @@ class CrossEntropy:
         return F.cross_entropy(model(x), y)
 
 
+class DeviceError(ValueError):
+    """A device name that is malformed or not available here; the message lists those that are."""
+
+
+def available_devices() -> list[str]:
+    """The device names this machine can run on (``auto`` first)."""
+    names = ["auto", "cpu"]
+    if torch.cuda.is_available():
+        count = torch.cuda.device_count()
+        names += ["cuda", *(f"cuda:{i}" for i in range(count))]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        names.append("mps")
+    return names
+
+
 def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` picks cuda, then mps, then cpu; any other name is used as given."""
+    """``auto`` picks cuda, then mps, then cpu; ``cpu``, ``cuda``, ``cuda:N`` and ``mps`` are
+    used as given when this machine has them.
+
+    Raises:
+        DeviceError: a malformed name, another device type, or a device this machine
+            lacks (the message lists the available ones).
+    """
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -100,9 +122,37 @@ def resolve_device(name: str = "auto") -> torch.device:
         if mps is not None and mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device '{name}' asked for, but CUDA is not available here")
+    here = ", ".join(available_devices())
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError, ValueError):
+        raise DeviceError(
+            f"device '{name}' is not a device name; use auto, cpu, cuda, cuda:N or mps "
+            f"(available here: {here})"
+        ) from None
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise DeviceError(
+            f"device '{name}': the audit runs on cpu, cuda or mps only (available here: {here})"
+        )
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError(
+                f"device '{name}' asked for, but CUDA is not available here (available: {here})"
+            )
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise DeviceError(
+                f"device '{name}' asked for, but this machine has "
+                f"{torch.cuda.device_count()} CUDA device(s) (available: {here})"
+            )
+    if device.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise DeviceError(
+                f"device '{name}' asked for, but MPS (Apple GPU) is not available here "
+                f"(available: {here})"
+            )
+    if device.type == "cpu" and device.index not in (None, 0):
+        raise DeviceError(f"device '{name}': use 'cpu' (available here: {here})")
     return device
 
 

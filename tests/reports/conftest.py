@@ -227,7 +227,10 @@ def v2_results() -> dict[str, Any]:
     """``full_results`` as schema_version 2 writes it (finetune passes, planted fails)."""
     results = full_results()
     results["schema_version"] = 2
-    results["data"]["n_forget"] = N_FORGET
+    data = results["data"]
+    data["n_forget"] = N_FORGET  # a consistent data block: the readers check samples.csv by it
+    data["n_members"] = N_FORGET + data["n_retain"]
+    data["n_pool"] = data["n_members"] + data["n_nonmembers"]
     results["config"]["verdict"].update(
         max_residual=0.3, fdr=0.1, record_attack="lira_offline", planted_fraction=0.5
     )
@@ -334,22 +337,35 @@ def unseparated(results: dict[str, Any]) -> dict[str, Any]:
     return results
 
 
-def write_samples(run_dir: Path, models: list[str], seed: int = 0, full: bool = False) -> None:
+def write_samples(
+    run_dir: Path,
+    models: list[str],
+    seed: int = 0,
+    full: bool = False,
+    data: dict[str, Any] | None = None,
+) -> None:
     """Writes samples.csv; SEPARATION sets how far forget scores sit above non-members.
+
+    The split sizes are ``data``'s (results.json's ``data`` block: ``n_forget``,
+    ``n_retain``, ``n_nonmembers``), so the file agrees with the results (the readers
+    check it), else N_FORGET, N_RETAIN and N_NONMEMBER.
 
     With ``full`` every optional per-sample column of the contract is added: ``signal``,
     ``epsilon``, ``ulira`` and ``residual`` per model, ``difficulty``, ``difficulty_rank``,
     ``feature.*`` and ``flags``.
     """
     rng = np.random.default_rng(seed)
-    splits = ["forget"] * N_FORGET + ["retain"] * N_RETAIN + ["nonmember"] * N_NONMEMBER
+    data = data or {}
+    n_forget = data.get("n_forget", N_FORGET)
+    n_retain, n_non = data.get("n_retain", N_RETAIN), data.get("n_nonmembers", N_NONMEMBER)
+    splits = ["forget"] * n_forget + ["retain"] * n_retain + ["nonmember"] * n_non
     n = len(splits)
     columns: dict[str, np.ndarray] = {}
     for model in models:
         shift = SEPARATION.get(model, 0.0)
         columns[f"signal.{model}"] = rng.normal(size=n) + shift
         scores = rng.normal(size=n)
-        scores[:N_FORGET] += shift
+        scores[:n_forget] += shift
         columns[f"lira_online.{model}"] = scores
     columns["loss.noop"] = rng.normal(size=n)
     if not full:
@@ -363,7 +379,7 @@ def write_samples(run_dir: Path, models: list[str], seed: int = 0, full: bool = 
             columns[f"residual.{model}"] = difficulty + rng.normal(scale=0.2, size=n)
         columns["difficulty"] = difficulty
         rank = np.full(n, np.nan)
-        rank[:N_FORGET] = np.argsort(np.argsort(-difficulty[:N_FORGET])) + 1
+        rank[:n_forget] = np.argsort(np.argsort(-difficulty[:n_forget])) + 1
         columns["difficulty_rank"] = rank
         columns["feature.loss"] = rng.exponential(size=n)
         columns["feature.margin"] = rng.normal(size=n)
@@ -377,13 +393,19 @@ def write_samples(run_dir: Path, models: list[str], seed: int = 0, full: bool = 
 
 
 def write_images(run_dir: Path, seed: int = 0) -> np.ndarray:
-    """Writes signals.npz with ``forget_images`` (k, 1, 8, 8) and ``forget_index`` (k,)."""
+    """Writes signals.npz with ``forget_images`` (k, 1, 8, 8) and ``forget_index`` (k,).
+
+    ``k`` is the run's forget count (``data.n_forget`` of its results.json, else N_FORGET).
+    """
     rng = np.random.default_rng(seed)
-    images = rng.uniform(size=(N_FORGET, 1, 8, 8)).astype(np.float32)
+    results = run_dir / "results.json"
+    data = json.loads(results.read_text()).get("data", {}) if results.is_file() else {}
+    k = data.get("n_forget", N_FORGET)
+    images = rng.uniform(size=(k, 1, 8, 8)).astype(np.float32)
     np.savez(
         run_dir / "signals.npz",
         forget_images=images,
-        forget_index=np.arange(N_FORGET, dtype=np.int64),
+        forget_index=np.arange(k, dtype=np.int64),
         signals=np.zeros((2, 3), dtype=np.float32),
     )
     return images
@@ -416,7 +438,7 @@ def make_run(tmp_path: Path) -> RunFactory:
         if samples:
             models = payload.get("models", {})
             names = [m for m, e in models.items() if not e.get("error")]
-            write_samples(run_dir, names, full=full)
+            write_samples(run_dir, names, full=full, data=payload.get("data"))
             if payload.get("schema_version") == 2:
                 add_record_columns(run_dir, payload)
         if full:
@@ -432,7 +454,7 @@ def _rendered(run_dir: Path, full: bool, v2: bool = False) -> tuple[Path, str]:
     results = v2_results() if v2 else full_results() if full else base_results()
     (run_dir / "results.json").write_text(json.dumps(results), encoding="utf-8")
     names = [m for m, e in results["models"].items() if not e.get("error")]
-    write_samples(run_dir, names, full=full)
+    write_samples(run_dir, names, full=full, data=results["data"])
     if v2:
         add_record_columns(run_dir, results)
     if full:

@@ -81,7 +81,7 @@ def test_hardest_samples_follow_the_difficulty_rank(full_report: tuple[Path, str
     shown = re.findall(r'alt="forget sample (\d+)"', table)
     assert shown == [r["index"] for r in rows[:20]]
     assert "Ordered by the combined difficulty rank" in table
-    assert "The 20 hardest of the 40 forget samples" in table
+    assert "The 20 hardest of the 89 forget samples" in table  # full_results: n_forget 89
     assert "<th>loss</th><th>margin</th>" in table  # feature.* columns
     assert '<span class="flag">infeasible at budget</span>' in table
     assert '<span class="flag">rare class</span>' in table
