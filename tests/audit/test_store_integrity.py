@@ -13,13 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from torch import nn
 
 from audit.config import from_dict
 from audit.pipeline import run_audit
 from audit.rundir import INTEGRITY, CorruptArtifact, ModelStore, cached
 from tests.audit.test_pipeline import TINY, _count_fits, _stable
+from tests.audit.test_rundir import _model
 
 
 def _audit(run: Path, lines: list[str] | None = None):
@@ -165,14 +165,6 @@ def test_an_unparsable_file_without_digests_is_still_caught(clean, tmp_path, mon
 
 
 # -- the store on its own -------------------------------------------------------------
-
-
-def _model(value: float) -> nn.Module:
-    m = nn.Linear(2, 1)
-    with torch.no_grad():
-        m.weight.fill_(value)
-        m.bias.zero_()
-    return m
 
 
 def test_load_refuses_a_damaged_entry_and_cached_heals_it(tmp_path):
