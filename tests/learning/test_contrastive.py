@@ -71,10 +71,23 @@ def test_simclr_loss_is_seeded_and_trains():
     assert a.item() == b.item()
     v1, v2 = obj.views(x, make_generator(3, CPU))
     assert a.item() == pytest.approx(nt_xent(model(v1), model(v2), 0.5).item(), rel=1e-6)
-    before = obj.loss(model.eval(), x, x, make_generator(1, CPU)).item()
-    recipe = Recipe(epochs=30, batch_size=16, lr=0.1)
+
+    def mean_loss() -> float:  # over 20 view draws: one draw's loss is too noisy to compare
+        with torch.no_grad():
+            return (
+                sum(
+                    obj.loss(model.eval(), x, x, make_generator(100 + k, CPU)).item()
+                    for k in range(20)
+                )
+                / 20
+            )
+
+    before = mean_loss()
+    # lr 0.01 for 100 steps: over model seeds 0-7 the loss fell 1.52 +- 0.10 (lr 0.1 for
+    # 30 steps diverged on 4 of 8 seeds), so 0.5 is 10 standard deviations from the mean
+    recipe = Recipe(epochs=100, batch_size=16, lr=0.01)
     fit(model, x, torch.zeros(16), obj.loss, recipe, make_generator(0, CPU))
-    assert obj.loss(model.eval(), x, x, make_generator(1, CPU)).item() < before - 0.3
+    assert mean_loss() < before - 0.5
 
 
 def test_moco_queue_is_a_ring_buffer():
