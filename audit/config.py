@@ -127,6 +127,9 @@ class AttackConfig:
             )
 
 
+WEIGHTINGS = ("separation", "uniform")
+
+
 @dataclass(frozen=True)
 class VerdictConfig:
     """How a verdict is reached (see docs/verdict.md).
@@ -150,6 +153,9 @@ class VerdictConfig:
             recognisable (Benjamini-Hochberg).
         planted_fraction: Share of the forget request the planted partial-forgetting
             control is retrained with (it must fail); 0 = no planted control.
+        weighting: How forget records weigh in the residual: ``separation`` (by how
+            visible each record's membership is in the shadow models; more power) or
+            ``uniform`` (every record alike). docs/verdict.md.
     """
 
     attack: str = "lira_online"
@@ -162,6 +168,7 @@ class VerdictConfig:
     max_residual: float = 0.3
     fdr: float = 0.1
     planted_fraction: float = 0.5
+    weighting: str = "separation"
 
     @property
     def judged_by(self) -> tuple[str, ...]:
@@ -369,6 +376,11 @@ def _validate_values(cfg: AuditConfig) -> None:
         raise ConfigError(
             f"verdict.max_residual must lie in (0, 1) (a share of the original's membership "
             f"evidence), got {v.max_residual}"
+        )
+    if v.weighting not in WEIGHTINGS:
+        raise ConfigError(
+            f"verdict.weighting must be one of {', '.join(map(repr, WEIGHTINGS))}, "
+            f"got {v.weighting!r}"
         )
     if not 0 < v.fdr < 1:
         raise ConfigError(f"verdict.fdr must lie in (0, 1), got {v.fdr}")

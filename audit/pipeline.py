@@ -31,7 +31,13 @@ from audit.lock import RunLock
 from audit.measure import attack_metrics, attack_scores, forget_vs_nonmember, samples_csv
 from audit.plan import Plan, derive_seed
 from audit.production import AuditInputs, Producer, resolve_methods
-from audit.residual import RECORD_ATTACK, minimum_detectable_residual, record_evidence
+from audit.residual import (
+    RECORD_ATTACK,
+    effective_records,
+    minimum_detectable_residual,
+    record_evidence,
+    record_weights,
+)
 from audit.rundir import ModelStore, atomic_savez, atomic_write_json, atomic_write_text
 from audit.verdict import (
     NEGATIVE_CONTROL,
@@ -181,10 +187,16 @@ def _verdicts(
     extra: dict[str, np.ndarray],
     forgetting: dict[str, Any],
     planted: np.ndarray,
+    weights: np.ndarray | None,
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """Verdicts, the controls block and the power block (MDR, planted control)."""
+    """Verdicts, the controls block and the power block (MDR, planted control).
+
+    ``weights``: per pool sample, its weight in the residual (:func:`_record_weights`;
+    None = equal).
+    """
     v = cfg.verdict
     rule = _rule(cfg)
+    w = None if weights is None else forget_vs_nonmember(plan, weights)[0]
 
     def forget_vs_non(name: str) -> dict[str, np.ndarray]:
         return {a: forget_vs_nonmember(plan, scores[name][a])[0] for a in v.judged_by}
@@ -205,6 +217,7 @@ def _verdicts(
             rule=rule,
             epsilons=_epsilons(name, plan, extra, forgetting),
             error=entry.get("error"),
+            weights=w,
         )
         if name in scores:
             rec = record_evidence(
@@ -228,7 +241,16 @@ def _verdicts(
         is_forget,
         level=rule.attack_level(len(v.judged_by)),
         seed=derive_seed(cfg.seed, "mdr"),
+        weights=w,
     ).to_dict()
+    power["weighting"] = {
+        "scheme": v.weighting if weights is not None else "uniform",
+        "effective_forget_records": round(
+            effective_records(None if weights is None else weights[plan.forget], plan.forget.size),
+            1,
+        ),
+        "n_forget": int(plan.forget.size),
+    }
     if PLANTED_CONTROL in out:
         pv = out[PLANTED_CONTROL]
         power["planted"] = {
@@ -241,6 +263,27 @@ def _verdicts(
         col[plan.forget] = np.isin(plan.forget, planted)
         extra["planted"] = col
     return {k: vd.to_dict() for k, vd in out.items()}, controls, power
+
+
+def _record_weights(
+    cfg: AuditConfig, plan: Plan, shadow: np.ndarray, log: Callable[[str], None]
+) -> np.ndarray | None:
+    """Every pool sample's weight in the residual (``verdict.weighting``), or None (equal).
+
+    ``separation`` weighs each record by its membership's visibility in the shadows
+    (:func:`audit.residual.record_weights`); when no forget record or no non-member
+    shows any, the residual falls back to equal weights, and the log says so.
+    """
+    if cfg.verdict.weighting == "uniform":
+        return None
+    w = record_weights(shadow, plan.keep)
+    if not (w[plan.forget].sum() > 0 and w[plan.nonmembers].sum() > 0):
+        log(
+            "warning: no record's membership is visible in the shadow models; "
+            "the residual weighs every record equally"
+        )
+        return None
+    return w
 
 
 def _epsilons(
@@ -484,11 +527,14 @@ def _run_audit(
             "shadow models were trained with the [train] recipe of this config, assumed to be "
             "how the original was trained"
         ]
+    weights = _record_weights(cfg, plan, shadow, logger)
+    if weights is not None:
+        extra["weight"] = weights
     results["verdicts"], results["controls"], results["power"] = _timed(
         timings,
         "verdicts",
         lambda: _verdicts(
-            cfg, block, models.judged, scores, plan, extra, forgetting, models.planted
+            cfg, block, models.judged, scores, plan, extra, forgetting, models.planted, weights
         ),
     )
     _note_leakage(results)

@@ -5,11 +5,13 @@ scale on which the retrained reference is 0 and the unchanged original is 1.
 Per attack, each forget sample ``i`` has a percentile ``u_m(i)`` among model
 ``m``'s scores on the non-members, and its *normal score* ``z_m(i) =
 Phi^-1(u_m(i))`` (van der Waerden 1952). With ``Z(m)`` the mean normal score
-of the forget samples,
+of the forget samples, weighted by each record's visibility in the shadow
+models (:func:`record_weights`; non-members weighted alike in the percentile),
 
     r = (Z(model) - Z(reference)) / (Z(original) - Z(reference)).
 
-``Z`` is a *mean over forget samples*: a model that still remembers a fraction
+``Z`` is a *mean over forget samples* with weights fixed by the shadows: a
+model that still remembers a random fraction
 ``rho`` of the request exactly as the original did, and forgot the rest
 exactly as the reference did, has ``E[Z(model)] = rho Z(original) + (1 - rho)
 Z(reference)`` and ``E[r] = rho``. The mean percentile is the AUC and would do
@@ -57,6 +59,7 @@ from typing import Any
 
 import numpy as np
 from scipy.special import ndtr, ndtri, ndtri_exp
+from scipy.stats import rankdata
 
 from attacks.metrics import _auc, _boot_aucs, bootstrap_weights
 
@@ -79,35 +82,149 @@ def _normal_scores(twice_below: np.ndarray, n_neg: int) -> np.ndarray:
     return ndtri((twice_below / 2.0 + 0.5) / (n_neg + 1.0))
 
 
-def mean_normal_score(scores: np.ndarray, is_forget: np.ndarray) -> float:
-    """``Z``: the mean normal score of the forget samples among the non-members."""
+def mean_normal_score(
+    scores: np.ndarray, is_forget: np.ndarray, weights: np.ndarray | None = None
+) -> float:
+    """``Z``: the mean normal score of the forget samples among the non-members.
+
+    With record ``weights`` (:func:`record_weights`, one per sample of ``scores``),
+    ``Z`` is the weighted mean over the forget samples of ``Phi^-1`` of each one's
+    mid-rank percentile in the *weighted* distribution of the non-members' scores.
+    Equal weights give the unweighted ``Z`` exactly.
+    """
     y = np.asarray(is_forget, dtype=bool)
     s = np.asarray(scores, dtype=np.float64)
-    _, lo, hi = _percentile_counts(s, y)
-    return float(_normal_scores((lo + hi).astype(np.float64), int((~y).sum())).mean())
+    order, lo, hi = _percentile_counts(s, y)
+    if weights is None:
+        return float(_normal_scores((lo + hi).astype(np.float64), int((~y).sum())).mean())
+    w_f, w_n = _split_weights(weights, y)
+    cum = np.concatenate([[0.0], np.cumsum(w_n[order])])
+    z = _weighted_normal_scores(cum[lo] + cum[hi], cum[-1], float(w_n.mean()))
+    return float((w_f * z).sum() / w_f.sum())
+
+
+def _weighted_normal_scores(twice_below: np.ndarray, total: Any, mean_w: float) -> np.ndarray:
+    """``Phi^-1((W_below + W_ties / 2 + c) / (W + 2c))``, ``c`` half a mean weight.
+
+    With unit weights, ``c = 1/2`` and this is :func:`_normal_scores`' mid-rank
+    percentile ``(below + ties / 2 + 1/2) / (N + 1)``.
+    """
+    c = mean_w / 2.0
+    return ndtri((twice_below / 2.0 + c) / (np.asarray(total)[..., None] + 2.0 * c))
+
+
+def _split_weights(weights: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The forget samples' and the non-members' weights, checked."""
+    w = np.asarray(weights, dtype=np.float64)
+    if w.shape != y.shape or not np.isfinite(w).all() or (w < 0).any():
+        raise ValueError(f"record weights must be {y.size} finite, non-negative values")
+    w_f, w_n = w[y], w[~y]
+    if not (w_f.sum() > 0 and w_n.sum() > 0):
+        raise ValueError(
+            "record weights must have a positive sum on both forget samples and non-members"
+        )
+    return w_f, w_n
 
 
 def boot_normal_scores(
-    score_sets: Sequence[np.ndarray], is_forget: np.ndarray, n_boot: int, seed: int
+    score_sets: Sequence[np.ndarray],
+    is_forget: np.ndarray,
+    n_boot: int,
+    seed: int,
+    weights: np.ndarray | None = None,
 ) -> list[np.ndarray]:
     """Stratified bootstrap replicates of ``Z`` for each score vector, the same resamples.
 
     The resamples are :func:`attacks.metrics.bootstrap_weights`', as for the AUC
     bootstrap, so replicate ``b`` here and there use the same resample and the
-    AUC difference and the residual of one audit are paired.
+    AUC difference and the residual of one audit are paired. With record
+    ``weights`` (one per sample), each draw of a record carries its weight, in the
+    non-members' distribution and in the forget samples' mean alike.
     """
     y = np.asarray(is_forget, dtype=bool)
     n_pos, n_neg = int(y.sum()), int((~y).sum())
+    w_f, w_n = (None, None) if weights is None else _split_weights(weights, y)
     prepared = [_percentile_counts(np.asarray(s, dtype=np.float64), y) for s in score_sets]
     out = [np.empty(n_boot) for _ in score_sets]
     for start, w_pos, w_neg in bootstrap_weights(n_pos, n_neg, n_boot, seed):
         b = w_pos.shape[0]
+        if w_f is None:
+            for k, (order, lo, hi) in enumerate(prepared):
+                cum = np.zeros((b, n_neg + 1), dtype=np.int64)
+                np.cumsum(w_neg[:, order], axis=1, out=cum[:, 1:])
+                z = _normal_scores((cum[:, lo] + cum[:, hi]).astype(np.float64), n_neg)
+                out[k][start : start + b] = (w_pos * z).sum(axis=1) / n_pos
+            continue
+        num_w = w_pos * w_f
+        total = num_w.sum(axis=1)
+        # a resample that drew only zero-weight forget records has no weighted mean:
+        # it falls back to the plain mean of its draws (never a division by zero)
+        empty = total <= 0
+        num_w = np.where(empty[:, None], w_pos, num_w)
+        total = np.where(empty, n_pos, total)
+        mean_w = float(w_n.mean())
         for k, (order, lo, hi) in enumerate(prepared):
-            cum = np.zeros((b, n_neg + 1), dtype=np.int64)
-            np.cumsum(w_neg[:, order], axis=1, out=cum[:, 1:])
-            z = _normal_scores((cum[:, lo] + cum[:, hi]).astype(np.float64), n_neg)
-            out[k][start : start + b] = (w_pos * z).sum(axis=1) / n_pos
+            cum = np.zeros((b, n_neg + 1), dtype=np.float64)
+            np.cumsum((w_neg * w_n)[:, order], axis=1, out=cum[:, 1:])
+            z = _weighted_normal_scores(cum[:, lo] + cum[:, hi], cum[:, -1], mean_w)
+            out[k][start : start + b] = (num_w * z).sum(axis=1) / total
     return out
+
+
+def record_weights(shadow_signals: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """Each record's *separation* in the shadow models: how visible its membership is.
+
+    ``w_i = max(0, 2 AUC_i - 1)``, where ``AUC_i`` is the Mann-Whitney AUC of the
+    shadows' signal on record ``i`` (averaged over query views) between the
+    shadows that trained on it (IN) and those that did not (OUT): LiRA's
+    per-example IN and OUT distributions (Carlini et al. 2022) summarised as one
+    bounded, rank-based effect size. A record whose membership no shadow can see
+    (a near-duplicate of many others) weighs nothing; one the shadows always
+    tell apart weighs 1. Bounded weights keep a few extreme records from
+    dominating (an unbounded ``(mean IN - mean OUT) / SD`` made the weighted mean
+    erratic on the embedded default; docs/verdict.md).
+
+    Forget samples and non-members are weighted alike (:func:`mean_normal_score`):
+    a forget record is read against non-members as visible as itself, so a
+    model-wide change on atypical records (one training run more confident on
+    them than another) moves both and does not pass for membership; weighting
+    the forget samples alone did, and made independent retrains differ by more
+    than their bootstrap intervals allowed (docs/verdict.md).
+
+    The weights come from the shadows only, never from the judged models, so for
+    a model that kept a *random* share ``rho`` of the request the weighted ``Z``
+    still has ``E[Z] = rho Z(original) + (1 - rho) Z(reference)``: the residual
+    stays unbiased and the weighting only removes noise. When the kept records
+    are not random, the residual is the share of the *visible* membership that
+    remains.
+
+    Args:
+        shadow_signals: ``(S, n)`` or ``(S, n, A)`` signals of the shadow models.
+        keep: ``(S, n)`` True where record ``i`` was in shadow ``k``'s training set.
+
+    Returns:
+        ``(n,)`` weights in ``[0, 1]``; 0 where a record has no IN or no OUT shadow.
+    """
+    sig = np.asarray(shadow_signals, dtype=np.float64)
+    if sig.ndim == 3:
+        sig = sig.mean(axis=2)
+    k = np.asarray(keep, dtype=bool)
+    if sig.shape != k.shape:
+        raise ValueError(f"signals {sig.shape} and keep {k.shape} disagree")
+    ranks = rankdata(sig, axis=0)  # mid-ranks over the shadows, per record
+    n_in, n_out = k.sum(axis=0), (~k).sum(axis=0)
+    ok = (n_in > 0) & (n_out > 0) & np.isfinite(sig).all(axis=0)
+    u = np.where(k, ranks, 0.0).sum(axis=0) - n_in * (n_in + 1) / 2.0
+    auc = np.divide(u, n_in * n_out, out=np.full(u.shape, 0.5), where=ok)
+    return np.where(ok, np.clip(2.0 * auc - 1.0, 0.0, None), 0.0).astype(np.float64)
+
+
+def effective_records(weights: np.ndarray | None, n: int) -> float:
+    """Kish's effective sample size ``(sum w)^2 / sum w^2`` (``n`` when unweighted)."""
+    if weights is None:
+        return float(n)
+    w = np.asarray(weights, dtype=np.float64)
+    return float(w.sum() ** 2 / (w**2).sum()) if (w**2).sum() > 0 else 0.0
 
 
 def _interval(values: np.ndarray, undefined: np.ndarray, level: float) -> tuple[float, float]:
@@ -185,6 +302,7 @@ def attack_residual(
     level: float,
     seed: int,
     residual_level: float | None = None,
+    weights: np.ndarray | None = None,
 ) -> AttackResidual:
     """Residual ``r`` of one attack with its paired bootstrap interval (module docstring).
 
@@ -200,14 +318,17 @@ def attack_residual(
         residual_level: Two-sided level of the residual's interval (default ``level``);
             the verdict uses ``1 - 2 (1 - verdict.level)``, whose ends are one-sided
             ``verdict.level`` bounds (the two one-sided tests of an equivalence test).
+        weights: Per sample (forget and non-member, ``is_forget`` order), its weight
+            in ``Z`` (:func:`record_weights`; None = equal weights). The AUCs stay
+            unweighted.
     """
     y = np.asarray(is_forget, dtype=bool)
     sets = [np.asarray(s, dtype=np.float64) for s in (model, reference, original)]
     a_m, a_r, a_o = (_auc(s, y) for s in sets)
     b_m, b_r = _boot_aucs(sets[:2], y, int(n_boot), seed)
     diff = b_m - b_r
-    z_m, z_r, z_o = (mean_normal_score(s, y) for s in sets)
-    bz_m, bz_r, bz_o = boot_normal_scores(sets, y, int(n_boot), seed)
+    z_m, z_r, z_o = (mean_normal_score(s, y, weights) for s in sets)
+    bz_m, bz_r, bz_o = boot_normal_scores(sets, y, int(n_boot), seed, weights)
     num, den = bz_m - bz_r, bz_o - bz_r
     undefined = den <= 0
     ratio = np.divide(num, den, out=np.zeros_like(num), where=~undefined)
@@ -271,6 +392,7 @@ def estimate_residual(
     level: float,
     seed: int,
     residual_level: float | None = None,
+    weights: np.ndarray | None = None,
 ) -> ResidualEstimate:
     """:func:`attack_residual` for every attack in ``scores`` (same seed: paired across attacks)."""
     per = {
@@ -284,6 +406,7 @@ def estimate_residual(
             level=level,
             seed=seed,
             residual_level=residual_level,
+            weights=weights,
         )
         for a, s in scores.items()
     }
@@ -449,6 +572,7 @@ def minimum_detectable_residual(
     power: float = MDR_POWER,
     n_boot: int = 1000,
     grid: Sequence[float] = MDR_GRID,
+    weights: np.ndarray | None = None,
 ) -> Power:
     """Smallest ``rho`` of ``grid`` that the detection rule catches with probability ``power``.
 
@@ -464,15 +588,16 @@ def minimum_detectable_residual(
     probability by :func:`detection_probability`, over normal draws of a fixed
     seed). The expected
     difference is centred on the reference, so a retrain control that happens
-    to sit above or below it does not move the MDR.
+    to sit above or below it does not move the MDR. ``weights`` are the verdict's
+    record weights (:func:`record_weights`), so the MDR is that of the verdict's ``Z``.
     """
     y = np.asarray(is_forget, dtype=bool)
     z = float(ndtri(1.0 - (1.0 - level) / 2.0))
     gaps, d_out, d_in = [], [], []
     for name in reference:
         sets = [np.asarray(d[name], dtype=np.float64) for d in (original, reference, out_model)]
-        gaps.append(mean_normal_score(sets[0], y) - mean_normal_score(sets[1], y))
-        b_o, b_r, b_x = boot_normal_scores(sets, y, n_boot, seed)
+        gaps.append(mean_normal_score(sets[0], y, weights) - mean_normal_score(sets[1], y, weights))
+        b_o, b_r, b_x = boot_normal_scores(sets, y, n_boot, seed, weights)
         d_out.append(b_x - b_r)
         d_in.append(b_o - b_r)
     gap = np.array(gaps)

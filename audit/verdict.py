@@ -113,6 +113,7 @@ def attack_evidence(
     original: Mapping[str, np.ndarray],
     is_forget: np.ndarray,
     rule: Rule,
+    weights: np.ndarray | None = None,
 ) -> ResidualEstimate:
     """Per attack: AUCs, the interval of their difference, the residual and its interval.
 
@@ -121,6 +122,8 @@ def attack_evidence(
     *every* attack's residual below the margin, so each attack's one-sided bound is
     taken at ``level`` with no correction (Berger 1982); the residual's two-sided
     interval is therefore at ``1 - 2 (1 - level)`` (TOST, Schuirmann 1987).
+    ``weights`` are the samples' weights in ``Z``
+    (:func:`audit.residual.record_weights`; None = equal).
     """
     return estimate_residual(
         scores,
@@ -131,6 +134,7 @@ def attack_evidence(
         level=rule.attack_level(len(scores)),
         seed=rule.seed,
         residual_level=rule.residual_level,
+        weights=weights,
     )
 
 
@@ -277,6 +281,7 @@ def judge(
     rule: Rule,
     epsilons: ForgetEpsilons | None = None,
     error: str | None = None,
+    weights: np.ndarray | None = None,
 ) -> Verdict:
     """Judge one model against the retrained reference and the original (docs/verdict.md).
 
@@ -293,13 +298,15 @@ def judge(
         epsilons: Per-sample ε of the method's and the retrain control's U-LiRA banks
             (None: no forget-quality rule, e.g. a checkpoint the user brought).
         error: The method's error message, if it failed.
+        weights: Per sample of ``scores``, its weight in the residual's ``Z``
+            (:func:`audit.residual.record_weights`; None = equal weights).
     """
     if error is not None or scores is None or test_acc is None:
         return Verdict("fail", [f"the method failed: {error}"], {"attack": rule.primary})
     if not scores:
         raise ValueError("judge needs the scores of at least one attack")
     level = rule.attack_level(len(scores))
-    est = attack_evidence(scores, reference_scores, original_scores, is_forget, rule)
+    est = attack_evidence(scores, reference_scores, original_scores, is_forget, rule, weights)
     per = {name: e.to_dict() for name, e in est.per_attack.items()}
     head = per.get(rule.primary, next(iter(per.values())))
     gap = test_acc - reference_test_acc

@@ -38,6 +38,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parent.parent
 # this folder holds attacks.py and unlearners.py: keep them from shadowing the packages
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
@@ -128,6 +130,7 @@ def one(setting: str, seed: int, work: Path) -> dict[str, Any]:
             "raw": ev.get("raw_status", v["status"]),
             "residual": ev["residual"],
             "records": ev.get("records", {}).get("n_recognisable"),
+            "z": _detection_z(ev),
         }
     return {
         "setting": setting,
@@ -143,6 +146,23 @@ def one(setting: str, seed: int, work: Path) -> dict[str, Any]:
             for m in ("original", "reference")
         },
     }
+
+
+def _detection_z(ev: dict[str, Any]) -> dict[str, float]:
+    """Per attack, the normal-score difference over its bootstrap SE (from the interval)."""
+    from scipy.special import ndtri
+
+    q = float(ndtri(1 - (1 - ev["attack_level"]) / 2))
+    out = {}
+    for attack, e in ev.get("per_attack", {}).items():
+        lo, hi = e["score_diff_ci"]
+        out[attack] = e["score_diff"] / ((hi - lo) / (2 * q)) if hi > lo else float("nan")
+    return out
+
+
+def _exact_z(results: list[dict[str, Any]]) -> list[float]:
+    """Detection z of every exact retrain (keep000, the retrain control): N(0, 1) if calibrated."""
+    return [z for r in results for n in ("keep000", "retrain") for z in r["rows"][n]["z"].values()]
 
 
 def _num(v: float | None) -> str:
@@ -193,6 +213,11 @@ def report(results: list[dict[str, Any]]) -> str:
                 f"  {name:<10} {truth:>5}  {_num(res['value'])} [{_num(lo)}, {_num(hi)}]"
                 f"  {res['attack']:<12}  {status:<13}  {row['records']}"
             )
+        zs = "  ".join(
+            f"{n} " + " ".join(f"{z:+.2f}" for z in r["rows"][n]["z"].values())
+            for n in ("keep000", "retrain")
+        )
+        lines.append(f"  exact retrains' detection z per attack: {zs}")
         bad = _check(r)
         lines.append("  checks: " + ("all hold" if not bad else "; ".join(bad)))
         lines.append("")
@@ -225,7 +250,14 @@ def main() -> None:
         "# the controls' gate (->after); recognisable: forget records flagged at verdict.fdr",
         "",
     ]
-    text = "\n".join(head) + report(results)
+    zs = np.array(_exact_z(results))
+    tail = (
+        f"exact retrains (keep000 and the retrain control, every attack and seed): {zs.size} "
+        f"detection z, mean square {np.mean(zs**2):.2f} (1 if the bootstrap interval counts "
+        f"all the variation between training runs), largest |z| {np.max(np.abs(zs)):.2f}\n"
+    )
+    print(tail)
+    text = "\n".join(head) + report(results) + tail
     Path(args.out).write_text(text)
     Path(args.out).with_suffix(".json").write_text(json.dumps(results, indent=1, default=str))
     print(f"wrote {args.out}")

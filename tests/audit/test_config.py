@@ -39,6 +39,7 @@ def test_roundtrip_through_toml():
         ({"unlearn": {"params": {"scrub": {}}}}, "not in unlearn.methods"),
         ({"train": {"optimizer": "lbfgs"}}, r"\[train\]: optimizer must be"),
         ({"verdict": {"level": 1.5}}, "verdict.level"),
+        ({"verdict": {"weighting": "loss"}}, "verdict.weighting must be one of 'separation'"),
         ({"data": 3}, "'data' must be a table"),
     ],
 )

@@ -76,6 +76,9 @@ def test_run_directory_contract(tmp_path):
     assert power["mdr"] is None or 0 < power["mdr"] <= 1
     assert power["statement"].startswith("This audit")
     assert power["planted"]["n_planted"] == round(0.5 * n_forget)
+    wt = power["weighting"]
+    assert wt["scheme"] == "separation" and wt["n_forget"] == n_forget
+    assert 0 < wt["effective_forget_records"] <= n_forget
     for model in r["models"]:
         fv = r["attacks"][model]["lira_online"]["forget_vs_nonmember"]
         assert 0 <= fv["auc"] <= 1 and set(fv["tpr_at_fpr"]) == {"0.001", "0.01"}
@@ -88,6 +91,9 @@ def test_run_directory_contract(tmp_path):
     lines = (run / "samples.csv").read_text().splitlines()
     assert len(lines) == 241 and lines[0].startswith("index,id,label,split,signal.original")
     header = lines[0].split(",")
+    col = header.index("weight")
+    weights = [float(ln.split(",")[col]) for ln in lines[1:]]
+    assert all(0 <= w <= 1 for w in weights) and max(weights) > 0  # every record weighed
     for method in ("noop", "retrain", "finetune", "gradient_ascent"):
         entry = r["forgetting"][method]
         assert 0 <= entry["forget_quality"] <= 1 and entry["n_bank"] == 4
