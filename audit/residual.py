@@ -77,44 +77,20 @@ def _percentile_counts(scores: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, .
     return order, lo, hi
 
 
-def _normal_scores(twice_below: np.ndarray, n_neg: int) -> np.ndarray:
-    """``Phi^-1`` of the mid-rank percentile ``(below + ties / 2 + 1/2) / (N + 1)``."""
-    return ndtri((twice_below / 2.0 + 0.5) / (n_neg + 1.0))
-
-
-def mean_normal_score(
-    scores: np.ndarray, is_forget: np.ndarray, weights: np.ndarray | None = None
-) -> float:
-    """``Z``: the mean normal score of the forget samples among the non-members.
-
-    With record ``weights`` (:func:`record_weights`, one per sample of ``scores``),
-    ``Z`` is the weighted mean over the forget samples of ``Phi^-1`` of each one's
-    mid-rank percentile in the *weighted* distribution of the non-members' scores.
-    Equal weights give the unweighted ``Z`` exactly.
-    """
-    y = np.asarray(is_forget, dtype=bool)
-    s = np.asarray(scores, dtype=np.float64)
-    order, lo, hi = _percentile_counts(s, y)
-    if weights is None:
-        return float(_normal_scores((lo + hi).astype(np.float64), int((~y).sum())).mean())
-    w_f, w_n = _split_weights(weights, y)
-    cum = np.concatenate([[0.0], np.cumsum(w_n[order])])
-    z = _weighted_normal_scores(cum[lo] + cum[hi], cum[-1], float(w_n.mean()))
-    return float((w_f * z).sum() / w_f.sum())
-
-
-def _weighted_normal_scores(twice_below: np.ndarray, total: Any, mean_w: float) -> np.ndarray:
+def _normal_scores(twice_below: np.ndarray, total: Any, mean_w: float) -> np.ndarray:
     """``Phi^-1((W_below + W_ties / 2 + c) / (W + 2c))``, ``c`` half a mean weight.
 
-    With unit weights, ``c = 1/2`` and this is :func:`_normal_scores`' mid-rank
-    percentile ``(below + ties / 2 + 1/2) / (N + 1)``.
+    ``W`` are sums of the non-members' weights; with unit weights, ``c = 1/2`` and
+    this is the mid-rank percentile ``(below + ties / 2 + 1/2) / (N + 1)``.
     """
     c = mean_w / 2.0
     return ndtri((twice_below / 2.0 + c) / (np.asarray(total)[..., None] + 2.0 * c))
 
 
-def _split_weights(weights: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The forget samples' and the non-members' weights, checked."""
+def _split_weights(weights: np.ndarray | None, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The forget samples' and the non-members' weights, checked (None: all 1)."""
+    if weights is None:
+        return np.ones(int(y.sum())), np.ones(int((~y).sum()))
     w = np.asarray(weights, dtype=np.float64)
     if w.shape != y.shape or not np.isfinite(w).all() or (w < 0).any():
         raise ValueError(f"record weights must be {y.size} finite, non-negative values")
@@ -124,6 +100,24 @@ def _split_weights(weights: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.n
             "record weights must have a positive sum on both forget samples and non-members"
         )
     return w_f, w_n
+
+
+def mean_normal_score(
+    scores: np.ndarray, is_forget: np.ndarray, weights: np.ndarray | None = None
+) -> float:
+    """``Z``: the mean normal score of the forget samples among the non-members.
+
+    With record ``weights`` (:func:`record_weights`, one per sample of ``scores``;
+    None = all 1), ``Z`` is the weighted mean over the forget samples of ``Phi^-1``
+    of each one's mid-rank percentile in the *weighted* distribution of the
+    non-members' scores.
+    """
+    y = np.asarray(is_forget, dtype=bool)
+    order, lo, hi = _percentile_counts(np.asarray(scores, dtype=np.float64), y)
+    w_f, w_n = _split_weights(weights, y)
+    cum = np.concatenate([[0.0], np.cumsum(w_n[order])])
+    z = _normal_scores(cum[lo] + cum[hi], cum[-1], float(w_n.mean()))
+    return float((w_f * z).sum() / w_f.sum())
 
 
 def boot_normal_scores(
@@ -143,18 +137,12 @@ def boot_normal_scores(
     """
     y = np.asarray(is_forget, dtype=bool)
     n_pos, n_neg = int(y.sum()), int((~y).sum())
-    w_f, w_n = (None, None) if weights is None else _split_weights(weights, y)
+    w_f, w_n = _split_weights(weights, y)
+    mean_w = float(w_n.mean())
     prepared = [_percentile_counts(np.asarray(s, dtype=np.float64), y) for s in score_sets]
     out = [np.empty(n_boot) for _ in score_sets]
     for start, w_pos, w_neg in bootstrap_weights(n_pos, n_neg, n_boot, seed):
         b = w_pos.shape[0]
-        if w_f is None:
-            for k, (order, lo, hi) in enumerate(prepared):
-                cum = np.zeros((b, n_neg + 1), dtype=np.int64)
-                np.cumsum(w_neg[:, order], axis=1, out=cum[:, 1:])
-                z = _normal_scores((cum[:, lo] + cum[:, hi]).astype(np.float64), n_neg)
-                out[k][start : start + b] = (w_pos * z).sum(axis=1) / n_pos
-            continue
         num_w = w_pos * w_f
         total = num_w.sum(axis=1)
         # a resample that drew only zero-weight forget records has no weighted mean:
@@ -162,11 +150,11 @@ def boot_normal_scores(
         empty = total <= 0
         num_w = np.where(empty[:, None], w_pos, num_w)
         total = np.where(empty, n_pos, total)
-        mean_w = float(w_n.mean())
+        drawn_n = w_neg * w_n  # each non-member draw carries its record's weight
         for k, (order, lo, hi) in enumerate(prepared):
             cum = np.zeros((b, n_neg + 1), dtype=np.float64)
-            np.cumsum((w_neg * w_n)[:, order], axis=1, out=cum[:, 1:])
-            z = _weighted_normal_scores(cum[:, lo] + cum[:, hi], cum[:, -1], mean_w)
+            np.cumsum(drawn_n[:, order], axis=1, out=cum[:, 1:])
+            z = _normal_scores(cum[:, lo] + cum[:, hi], cum[:, -1], mean_w)
             out[k][start : start + b] = (num_w * z).sum(axis=1) / total
     return out
 
