@@ -32,6 +32,7 @@ import platform
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -90,44 +91,39 @@ def analyse(run: Path) -> list[str]:
         return {a: np.array([float(r[f"{a}.{model}"]) for r in rows]) for a in attacks}
 
     orig, ref = scores("original"), scores("reference")
-    out = []
-    for name, w in schemes.items():
-        mdr = minimum_detectable_residual(
-            orig, scores("retrain"), ref, y, level=level, seed=derive_seed(seed, "mdr"), weights=w
-        ).mdr
-        zs = []
-        for model in EXACT:
-            s = scores(model)
-            for a in attacks:
-                e = attack_residual(
-                    a,
-                    s[a],
-                    ref[a],
-                    orig[a],
-                    y,
-                    n_boot=1000,
-                    level=level,
-                    seed=derive_seed(seed, "boot"),
-                    weights=w,
-                )
-                lo, hi = e.score_diff_ci
-                zs.append(e.score_diff / ((hi - lo) / (2 * q)))
-        half = scores("keep050")
-        r50 = [
+    judged = {m: scores(m) for m in (*EXACT, "keep050")}
+    residual_level = 1 - 2 * (1 - res["config"]["verdict"]["level"])
+
+    def residuals(model: str, w: np.ndarray | None) -> list[Any]:
+        """Per attack, as the verdict computes it (same seed and levels)."""
+        s = judged[model]
+        return [
             attack_residual(
                 a,
-                half[a],
+                s[a],
                 ref[a],
                 orig[a],
                 y,
                 n_boot=1000,
                 level=level,
                 seed=derive_seed(seed, "boot"),
-                residual_level=1 - 2 * (1 - 0.95),
+                residual_level=residual_level,
                 weights=w,
             )
             for a in attacks
         ]
+
+    out = []
+    for name, w in schemes.items():
+        mdr = minimum_detectable_residual(
+            orig, judged["retrain"], ref, y, level=level, seed=derive_seed(seed, "mdr"), weights=w
+        ).mdr
+        zs = [
+            e.score_diff / ((e.score_diff_ci[1] - e.score_diff_ci[0]) / (2 * q))
+            for model in EXACT
+            for e in residuals(model, w)
+        ]
+        r50 = residuals("keep050", w)
         keep50 = "  ".join(
             f"{e.residual:+.2f} [{e.residual_ci[0]:+.2f}, {e.residual_ci[1]:+.2f}]"
             if e.residual is not None and np.isfinite(e.residual_ci).all()
