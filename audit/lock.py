@@ -168,3 +168,31 @@ class RunLock:
         tb: TracebackType | None,
     ) -> None:
         self.release()
+
+
+def ensure_idle(run_dir: Path | str) -> None:
+    """Raise :class:`RunLockedError` if an audit is writing ``run_dir`` now.
+
+    The readers of a finished run (``unlearn-audit report`` and ``rank``) call it
+    first, so they never read, or render from, files an audit is rewriting. It
+    takes no lock: a shared ``flock`` is tried and dropped at once. A directory
+    without a lock file, or a system without ``flock``, counts as idle.
+    """
+    path = Path(run_dir) / LOCK_FILE
+    if fcntl is None or not path.is_file():
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunLockedError(
+                f"{run_dir} is being written by an audit ({_describe(RunLock._peer(fd))}); "
+                "wait for it to finish, then run this again"
+            ) from None
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)

@@ -27,6 +27,8 @@ from typing import Any
 
 import click
 
+from audit.lock import RunLockedError, ensure_idle
+
 RANK_PREFIX = "difficulty_rank."
 SPECIAL = ("index", "residual")
 
@@ -235,9 +237,10 @@ def check_options(table: Table, method: str | None, by: str | None, top: int) ->
 def rank(run_dir: str, top: int, by: str | None, method: str | None) -> None:
     """Print the forget samples of RUN_DIR that are hardest to forget (docs/difficulty.md)."""
     try:
+        ensure_idle(run_dir)
         table = load_table(run_dir)
         chosen = check_options(table, method, by, top)
-    except RankError as exc:
+    except (RankError, RunLockedError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     line = summary_line(table, chosen)

@@ -154,3 +154,28 @@ def test_acquire_is_reentrant_and_release_idempotent(tmp_path):
         assert not _free(tmp_path / "new")
     assert not lock.held and _free(tmp_path / "new")
     lock.release()
+
+
+def test_report_and_rank_refuse_a_run_an_audit_is_writing_and_read_it_after(tmp_path):
+    run = tmp_path / "run"
+    _audit(run)
+    before = (run / "results.json").read_bytes()
+    proc = _holder(run)  # an audit now writing the directory
+    try:
+        for args in (["report", str(run)], ["rank", str(run)]):
+            res = CliRunner().invoke(main, args)
+            assert res.exit_code == 2, res.output
+            (line,) = res.output.strip().splitlines()
+            assert line.startswith(f"error: {run} is being written by an audit (pid {proc.pid}")
+            assert "wait for it to finish" in line
+        assert not (run / "report.html").exists()  # nothing rendered from a run being written
+        assert (run / "results.json").read_bytes() == before
+    finally:
+        proc.stdin.close()  # type: ignore[union-attr]
+        proc.wait(timeout=10)
+    res = CliRunner().invoke(main, ["report", str(run)])
+    assert res.exit_code == 0, res.output
+    assert (run / "report.html").is_file()
+    after = CliRunner().invoke(main, ["rank", str(run)])  # TINY has no difficulty ranks
+    assert "being written" not in after.output, after.output
+    assert _free(run)  # the readers took no lock of their own

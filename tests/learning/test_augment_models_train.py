@@ -70,22 +70,28 @@ def test_make_model_is_seeded_without_touching_global_rng():
         make_model("vgg", (1, 8, 8), 10)
 
 
-def _toy(n=128, seed=0):
+def _toy(n=128, seed=0, gap=0.0):
+    """Label: mean brightness above 1/2; ``gap`` then pushes each class that far away."""
     g = torch.Generator().manual_seed(seed)
     x = torch.rand(n, 1, 8, 8, generator=g)
     y = (x.mean((1, 2, 3)) > 0.5).long()
-    return x, y
+    return x + gap * (2 * y[:, None, None, None] - 1), y
 
 
 def test_fit_learns_and_is_deterministic():
-    x, y = _toy()
-    recipe = Recipe(epochs=30, batch_size=32, lr=0.1)
+    # Classes 0.2 apart in mean brightness (5.5 SD of a sample's mean): the rule is learnt, not
+    # memorised. Over 16 model/generator seeds, at 1 and 2 threads alike, the held-out accuracy
+    # is 0.998 +- 0.002 (min 0.991) and the untrained model's 0.50 +- 0.09; the bar 0.95 is
+    # 22 SD below the first and 5 SD above the second (docs/reliability.md).
+    x, y = _toy(gap=0.1)
+    x_new, y_new = _toy(1024, seed=1, gap=0.1)
+    recipe = Recipe(epochs=10, batch_size=32, lr=0.1)
     runs = []
     for _ in range(2):
         m = make_model("mlp", (1, 8, 8), 2, seed=1)
         fit(m, x, y, CrossEntropy(Augment(0, flip=True)).loss, recipe, make_generator(7, CPU))
         runs.append(m)
-    assert accuracy(runs[0], x, y) > 0.9
+    assert accuracy(runs[0], x_new, y_new) > 0.95
     for p, q in zip(runs[0].parameters(), runs[1].parameters(), strict=True):
         assert torch.equal(p, q)
 
