@@ -110,6 +110,8 @@ def _overrides(**opts: Any) -> dict[str, Any]:
         "device": "device",
         "name": "name",
         "epochs": "train.epochs",
+        "executor": "execution.executor",
+        "address": "execution.address",
     }
     for opt, path in mapping.items():
         if opts.get(opt) is not None:
@@ -174,7 +176,7 @@ def _overrides(**opts: Any) -> dict[str, Any]:
     "--members",
     help="file:PATH of the sample ids the original was trained on (needed with --original).",
 )
-@click.option("--forget", help="random:FRACTION | class:K | file:PATH (default random:0.1).")
+@click.option("--forget", help="random:FRACTION | class:K | file:PATH (default random:0.6).")
 @click.option(
     "--unlearner",
     multiple=True,
@@ -194,6 +196,16 @@ def _overrides(**opts: Any) -> dict[str, Any]:
     help="Run directory (cached models in it are reused).",
 )
 @click.option("--device", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:1, mps.")
+@click.option(
+    "--executor",
+    help="Where the model jobs run: local (this process, default) or ray "
+    '(Ray tasks; pip install "unlearn-audit[ray]").',
+)
+@click.option(
+    "--address",
+    help="Ray cluster of --executor ray: local (start one here, default), auto "
+    "(the one `ray start --head` runs), or HOST:PORT.",
+)
 @click.option("--no-report", is_flag=True, help="Do not render report.html.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @_guard
@@ -330,10 +342,12 @@ def methods() -> None:
 @_guard
 def report(run_dir: str) -> None:
     """Re-render RUN_DIR/report.html from its results (no retraining)."""
+    from audit.lock import ensure_idle
     from reports import ReportError, render
 
     if not Path(run_dir).is_dir():
         raise ReportError(f"{run_dir}: no such run directory")
+    ensure_idle(run_dir)
     click.echo(f"report: {render(run_dir)}")
 
 

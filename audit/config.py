@@ -35,7 +35,7 @@ class DataConfig:
             ``cifar100``, ``svhn``) or a path to an ``.npz`` file with ``x`` and ``y``.
         root: Folder with the raw files (torchvision datasets, Fashion-MNIST...).
         limit: Use only the first ``limit`` samples of the dataset; 0 = the dataset's
-            default size (``learning.data.DEFAULT_SIZES``: the first 700 of digits'
+            default size (``learning.data.DEFAULT_SIZES``: the first 1,000 of digits'
             1,797 images, all of any other dataset) when the audit trains its own
             original, and all of it when you bring the original or its members.
         members: The original model's training set: empty = a seeded random half of the
@@ -77,7 +77,7 @@ class ForgetConfig:
             separated; they are placed among the members).
     """
 
-    spec: str = "random:0.5"
+    spec: str = "random:0.6"
 
 
 @dataclass(frozen=True)
@@ -191,6 +191,56 @@ class DifficultyConfig:
     bar: float = 0.75
 
 
+EXECUTORS = ("local", "ray")
+
+
+@dataclass(frozen=True)
+class ExecutionConfig:
+    """Where the audit's model jobs run (``audit/execution.py``; docs/performance.md).
+
+    Attributes:
+        executor: ``local`` (one after another in this process) or ``ray`` (every
+            shadow, U-LiRA shadow and target model is a Ray task; ``pip install
+            "unlearn-audit[ray]"``). Both give the same models.
+        address: Which Ray cluster (``ray`` only): ``local`` = start a private one on
+            this machine, ``auto`` = the one ``ray start --head`` runs on this machine
+            (or ``RAY_ADDRESS`` names), else a cluster address (``HOST:6379``,
+            ``ray://HOST:10001``).
+        gpus_per_job: GPUs each job reserves; fractional (0.25: four jobs share a GPU);
+            0 = CPU jobs (they train on the CPU under ``device = "auto"``).
+        cpus_per_job: CPUs each job reserves, also its torch thread count (rounded down,
+            at least 1).
+    """
+
+    executor: str = "local"
+    address: str = "local"
+    gpus_per_job: float = 0.0
+    cpus_per_job: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.executor not in EXECUTORS:
+            raise ConfigError(
+                f"execution.executor (--executor) must be 'local' or 'ray', got '{self.executor}'"
+            )
+        if not self.address.strip():
+            raise ConfigError(
+                "execution.address must be 'local', 'auto' or a Ray cluster address, got ''"
+            )
+        if not 0 <= self.gpus_per_job < float("inf"):
+            raise ConfigError(f"execution.gpus_per_job must be >= 0, got {self.gpus_per_job}")
+        if not 0 < self.cpus_per_job < float("inf"):
+            raise ConfigError(f"execution.cpus_per_job must be > 0, got {self.cpus_per_job}")
+        for key, value in (
+            ("gpus_per_job", self.gpus_per_job),
+            ("cpus_per_job", self.cpus_per_job),
+        ):
+            if value > 1 and value != int(value):
+                raise ConfigError(
+                    f"execution.{key} above 1 must be a whole number (Ray shares a device only "
+                    f"below 1), got {value}"
+                )
+
+
 @dataclass(frozen=True)
 class ContrastiveConfig:
     """Settings of the ``contrastive`` paradigm (ignored by ``supervised``); docs/contrastive.md.
@@ -260,6 +310,7 @@ class AuditConfig:
     verdict: VerdictConfig = field(default_factory=VerdictConfig)
     contrastive: ContrastiveConfig = field(default_factory=ContrastiveConfig)
     difficulty: DifficultyConfig = field(default_factory=DifficultyConfig)
+    execution: ExecutionConfig = field(default_factory=ExecutionConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Every resolved key, as plain TOML/JSON-compatible values."""
@@ -400,6 +451,17 @@ def _validate_values(cfg: AuditConfig) -> None:
         )
     if cfg.data.limit < 0:
         raise ConfigError(f"data.limit must be >= 0, got {cfg.data.limit}")
+    ex = cfg.execution
+    if ex.executor == "ray" and cfg.device.startswith("cuda") and not ex.gpus_per_job:
+        raise ConfigError(
+            f"device = '{cfg.device}' with execution.executor = 'ray' needs "
+            "execution.gpus_per_job > 0 (Ray places GPU work by the GPUs each job reserves)"
+        )
+    if ex.executor == "ray" and cfg.device in ("cpu", "mps") and ex.gpus_per_job:
+        raise ConfigError(
+            f"execution.gpus_per_job = {ex.gpus_per_job} reserves GPUs that device = "
+            f"'{cfg.device}' does not use; set it to 0 or device = 'cuda'"
+        )
     if len(set(cfg.unlearn.methods)) != len(cfg.unlearn.methods):
         raise ConfigError(f"unlearn.methods lists a method twice: {list(cfg.unlearn.methods)}")
     for method, params in cfg.unlearn.params.items():

@@ -8,21 +8,33 @@ a repeated audit trains nothing and an interrupted one resumes.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import sys
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 import unlearners
 from attacks.shadows import unlearning_request
 from audit import __version__
 from audit.config import AuditConfig, ConfigError
+from audit.execution import (
+    Job,
+    PackJob,
+    TrainJob,
+    UnlearnJob,
+    WorkerState,
+    make_executor,
+    threads_of,
+)
 from audit.paradigms import get_paradigm
 from audit.plan import Plan, derive_seed, make_plan
 from audit.rundir import ModelStore, cached, content_key, index_digest
@@ -74,6 +86,9 @@ class Producer:
         self.recipe = self.paradigm.recipe(cfg.train)  # what every model here trains with
         self.store: ModelStore | None = None
         self.seconds: dict[str, float] = {}
+        self.executor = make_executor(  # where the model jobs run ([execution])
+            cfg.execution, self.run_job, self.worker_state, progress, log
+        )
 
     # -- data -------------------------------------------------------------------------
     def load(self) -> tuple[Dataset, Plan]:
@@ -85,9 +100,7 @@ class Producer:
         )
         plan = make_plan(ds, cfg.forget.spec, cfg.seed, cfg.attack.shadows, cfg.data.members)
         _check_classes(ds, plan)
-        self.ds, self.x, self.y = ds, ds.x.to(self.device), ds.y.to(self.device)
-        self.labels = ds.y.numpy()
-        self.objective = self.paradigm.objective(ds, self.recipe)
+        self._adopt(ds)
         factory = self.inputs.model_factory
         arch = (
             f"{factory.__module__}.{factory.__qualname__}"
@@ -106,6 +119,12 @@ class Producer:
             "version": __version__,
         }
         return ds, plan
+
+    def _adopt(self, ds: Dataset) -> None:
+        """Hold ``ds`` on the device, with the objective built for it."""
+        self.ds, self.x, self.y = ds, ds.x.to(self.device), ds.y.to(self.device)
+        self.labels = ds.y.numpy()
+        self.objective = self.paradigm.objective(ds, self.recipe)
 
     def _limit(self) -> int | None:
         """``data.limit``; 0 = the dataset's default size when the audit trains its own
@@ -220,6 +239,8 @@ class Producer:
     ) -> tuple[nn.Module, dict[str, Any], np.ndarray, str]:
         """Train a fresh model on pool samples ``idx`` (or load it from the cache)."""
         key = self.train_key(idx, seed)
+        if self.executor.remote and not self._store().has(label, key):
+            self.executor.run([TrainJob(label, key, idx, seed)], label)  # into the store
         t_idx = torch.as_tensor(idx, device=self.device)
 
         def produce() -> tuple[nn.Module, dict[str, Any]]:
@@ -318,7 +339,18 @@ class Producer:
             )
             return model, {"seconds": time.perf_counter() - t0, "method": method.describe()}
 
+        store = self._store()  # a job of the executor when the original is in the store
+        remote = self.executor.remote and store.has("original", orig_key)
+        remote = remote and not store.has(name, key)
         try:
+            if remote:
+                base = TrainJob(
+                    "original", orig_key, plan.members, derive_seed(self.cfg.seed, "original")
+                )
+                job = UnlearnJob(
+                    name, key, method, base, plan.forget, plan.retain, plan.public, seed
+                )
+                self.executor.run([job], name)
             model, meta, sig, hit = cached(
                 self._store(),
                 name,
@@ -335,7 +367,8 @@ class Producer:
             msg = "the unlearned model outputs non-finite values (diverged)"
             self.log(f"  {name}: FAILED ({msg})")
             return None, {"seconds": meta.get("seconds", 0.0), "error": msg}, None
-        self.log(f"  {name}: {'cached' if hit else '{:.1f}s'.format(meta['seconds'])}")
+        done = "cached" if hit and not remote else "{:.1f}s".format(meta["seconds"])
+        self.log(f"  {name}: {done}")
         return model, {**meta, "key": key}, sig
 
     def shadows(self, plan: Plan) -> np.ndarray:
@@ -345,68 +378,107 @@ class Producer:
         one (``fit``) or as batched ensembles (:func:`learning.ensemble.fit_ensemble`,
         the same models within float tolerance). Both cache each model under the key
         of :meth:`train_cached`, so the engines share a bank and growing it trains only
-        the new models.
+        the new models. Each shadow is a job of the executor (``[execution]``).
         """
-        jobs = [
-            (np.flatnonzero(plan.keep[k]), derive_seed(self.cfg.seed, "shadow", k))
-            for k in range(self.cfg.attack.shadows)
-        ]
-        fresh = self._batched_shadows(jobs)
-        out = []
-        bar = tqdm(range(len(jobs)), desc="shadow models", disable=not self.progress, unit="model")
-        for k in bar:
-            if k in fresh:
-                out.append(fresh[k])
-                continue
-            _, _, sig, _ = self.train_cached("shadow", jobs[k][0], jobs[k][1], bar=False)
-            out.append(sig)
-        bar.close()
-        return np.stack(out)
+        jobs = []
+        for k in range(self.cfg.attack.shadows):
+            idx, seed = np.flatnonzero(plan.keep[k]), derive_seed(self.cfg.seed, "shadow", k)
+            jobs.append(TrainJob("shadow", self.train_key(idx, seed), idx, seed))
+        return np.stack(self._signals(jobs, "shadow models", self._packs(jobs)))
 
-    def _batched_shadows(self, jobs: list[tuple[np.ndarray, int]]) -> dict[int, np.ndarray]:
-        """Train the uncached shadows in ensembles if the engine is batched; their signals."""
-        from learning.ensemble import ENSEMBLE_SIZE, fit_ensemble, resolve_engine
+    def _signals(
+        self, jobs: Sequence[TrainJob | UnlearnJob], desc: str, packs: Sequence[PackJob] = ()
+    ) -> list[np.ndarray]:
+        """Each job's signals, in job order; ``packs`` train the batched engine's shadows.
+
+        Locally the packs run first, then each job in turn (a finished one is loaded).
+        A remote executor gets every job the store lacks at once, and the models are then
+        loaded from the store: a finished job is never redone, whoever ran it.
+        """
+        if self.executor.remote:
+            store = self._store()
+            packed = {job.key for pack in packs for job in pack.jobs}
+            todo: list[Job] = [*packs]
+            todo += [j for j in jobs if j.key not in packed and not store.has(j.label, j.key)]
+            self.executor.run(todo, desc)
+            return [self.run_job(job) for job in jobs]  # in the store now: loaded
+        fresh: dict[str, np.ndarray] = {}
+        for pack in packs:
+            fresh.update(self.run_job(pack))
+        done = iter(self.executor.run([j for j in jobs if j.key not in fresh], desc))
+        return [fresh[job.key] if job.key in fresh else next(done) for job in jobs]
+
+    def run_job(self, job: Job) -> Any:
+        """Do one job in this process, or load it from the store when it is finished.
+
+        Returns the signals of a train or unlearn job, ``{key: signals}`` of a pack.
+        Ray workers call it too (:func:`audit.execution.execute`).
+        """
+        if isinstance(job, PackJob):
+            return self._fit_pack(job)
+        if isinstance(job, TrainJob):
+            return self.train_cached(job.label, job.idx, job.seed, bar=False)[2]
+        return self._unlearn_job(job)
+
+    @property
+    def job_device(self) -> torch.device:
+        """Where a job trains: this process's device, or a Ray worker's (GPU if it has one)."""
+        if not self.executor.remote:
+            return self.device
+        return torch.device("cuda" if self.cfg.execution.gpus_per_job > 0 else "cpu")
+
+    def _packs(self, jobs: Sequence[TrainJob]) -> list[PackJob]:
+        """The uncached ``jobs`` in ensembles if the engine is batched (else none)."""
+        from learning.ensemble import ENSEMBLE_SIZE, resolve_engine
         from learning.train import CrossEntropy
 
         supported = isinstance(self.objective, CrossEntropy)
         auto_ok = supported and self.inputs.model_factory is None
-        probe = auto_ok and self.device.type == "cuda" and self.cfg.attack.engine == "auto"
+        device = self.job_device
+        probe = auto_ok and device.type == "cuda" and self.cfg.attack.engine == "auto"
         size = sum(p.numel() for p in self.new_model(0).parameters()) if probe else 0
-        engine = resolve_engine(
-            self.cfg.attack.engine, self.device, batchable=auto_ok, n_params=size
-        )
+        engine = resolve_engine(self.cfg.attack.engine, device, batchable=auto_ok, n_params=size)
         if engine != "batched":
-            return {}
-        if not isinstance(self.objective, CrossEntropy):
+            return []
+        if not supported:
             self.log("  attack.engine: batched trains cross-entropy models only; sequential here")
-            return {}
-        store, out = self._store(), {}
-        keys = [self.train_key(idx, seed) for idx, seed in jobs]
-        todo = [k for k, key in enumerate(keys) if not store.has("shadow", key)]
-        for start in range(0, len(todo), ENSEMBLE_SIZE):
-            chunk = todo[start : start + ENSEMBLE_SIZE]
-            t0 = time.perf_counter()
-            models = fit_ensemble(
-                [self.new_model(jobs[k][1]) for k in chunk],
-                self.x,
-                self.y,
-                [torch.as_tensor(jobs[k][0], device=self.device) for k in chunk],
-                self.recipe,
-                [make_generator(jobs[k][1], self.device) for k in chunk],
-                augment=self.objective.augment,
-                progress=self.progress,
-                desc=f"{len(chunk)} shadows at once",
+            return []
+        store = self._store()
+        todo = [job for job in jobs if not store.has(job.label, job.key)]
+        step = ENSEMBLE_SIZE
+        return [PackJob(tuple(todo[i : i + step])) for i in range(0, len(todo), step)]
+
+    def _fit_pack(self, pack: PackJob) -> dict[str, np.ndarray]:
+        """Train one ensemble of shadows with the batched engine, store each; their signals."""
+        from learning.ensemble import fit_ensemble
+        from learning.train import CrossEntropy
+
+        objective, jobs, store = self.objective, pack.jobs, self._store()
+        if not isinstance(objective, CrossEntropy):
+            raise TypeError("the batched engine trains cross-entropy models only")
+        t0 = time.perf_counter()
+        models = fit_ensemble(
+            [self.new_model(job.seed) for job in jobs],
+            self.x,
+            self.y,
+            [torch.as_tensor(job.idx, device=self.device) for job in jobs],
+            self.recipe,
+            [make_generator(job.seed, self.device) for job in jobs],
+            augment=objective.augment,
+            progress=self.progress,
+            desc=f"{len(jobs)} shadows at once",
+        )
+        meta = {"seconds": (time.perf_counter() - t0) / len(jobs), "engine": "batched"}
+        out = {}
+        for job, model in zip(jobs, models, strict=True):
+            out[job.key] = self.signals_of(model)
+            store.save(
+                job.label,
+                job.key,
+                model,
+                {**meta, "ensemble": len(jobs), "signal_key": self.signal_key},
+                out[job.key],
             )
-            meta = {"seconds": (time.perf_counter() - t0) / len(chunk), "engine": "batched"}
-            for k, model in zip(chunk, models, strict=True):
-                out[k] = self.signals_of(model)
-                store.save(
-                    "shadow",
-                    keys[k],
-                    model,
-                    {**meta, "ensemble": len(chunk), "signal_key": self.signal_key},
-                    out[k],
-                )
         return out
 
     def unlearned_bank(self, method: Unlearner, plan: Plan) -> np.ndarray:
@@ -416,76 +488,115 @@ class Producer:
         audited request's size and label counts (:func:`attacks.shadows.unlearning_request`).
 
         Returns the signals ``(m, n, views)`` of the unlearned shadows; each one is
-        cached under a key of its shadow, the method, its parameters and ``F_k``.
+        cached under a key of its shadow, the method, its parameters and ``F_k``, and is
+        a job of the executor.
 
         Raises:
             Exception: whatever the method raises on a shadow (the caller records it).
         """
-        name, params = method.name, method.describe()["params"]
-        out = []
-        bar = tqdm(
-            range(self.cfg.attack.shadows),
-            desc=f"U-LiRA bank: {name}",
-            disable=not self.progress,
-            unit="model",
+        params = method.describe()["params"]
+        jobs = [self._ulira_job(method, params, plan, k) for k in range(self.cfg.attack.shadows)]
+        return np.stack(self._signals(jobs, f"U-LiRA bank: {method.name}"))
+
+    def _ulira_job(
+        self, method: Unlearner, params: dict[str, Any], plan: Plan, k: int
+    ) -> UnlearnJob:
+        """Shadow ``k`` unlearns its request ``F_k`` with ``method`` (a job)."""
+        keep_k = np.flatnonzero(plan.keep[k])
+        forget_k = unlearning_request(
+            keep_k,
+            plan.forget,
+            self.labels,
+            np.random.default_rng(derive_seed(self.cfg.seed, "ulira-request", k)),
         )
-        for k in bar:
-            keep_k = np.flatnonzero(plan.keep[k])
-            forget_k = unlearning_request(
-                keep_k,
-                plan.forget,
-                self.labels,
-                np.random.default_rng(derive_seed(self.cfg.seed, "ulira-request", k)),
-            )
-            seed = derive_seed(self.cfg.seed, "shadow", k)
-            shadow, _, _, skey = self.train_cached("shadow", keep_k, seed, bar=False)
-            useed = derive_seed(self.cfg.seed, "ulira", name, k)
-            key = content_key(
-                {
-                    "shadow": skey,
-                    "method": name,
-                    "params": params,
-                    "forget": index_digest(forget_k),
-                    "seed": useed,
-                }
-            )
-            f = torch.as_tensor(forget_k, device=self.device)
-            r = torch.as_tensor(np.setdiff1d(keep_k, forget_k), device=self.device)
-            public_k = np.setdiff1d(plan.public, keep_k)  # this shadow's own non-members
+        seed = derive_seed(self.cfg.seed, "shadow", k)
+        shadow = TrainJob("shadow", self.train_key(keep_k, seed), keep_k, seed)
+        useed = derive_seed(self.cfg.seed, "ulira", method.name, k)
+        key = content_key(
+            {
+                "shadow": shadow.key,
+                "method": method.name,
+                "params": params,
+                "forget": index_digest(forget_k),
+                "seed": useed,
+            }
+        )
+        retain_k = np.setdiff1d(keep_k, forget_k)
+        public_k = np.setdiff1d(plan.public, keep_k)  # this shadow's own non-members
+        label = f"ulira-{method.name}"
+        return UnlearnJob(label, key, method, shadow, forget_k, retain_k, public_k, useed, k)
 
-            def produce(
-                public_k: np.ndarray = public_k,
-                shadow: nn.Module = shadow,
-                f: torch.Tensor = f,
-                r: torch.Tensor = r,
-                useed: int = useed,
-            ) -> tuple[nn.Module, dict[str, Any]]:
-                t0 = time.perf_counter()
-                model = method.unlearn(
-                    shadow,
-                    (self.x[f], self.y[f]),
-                    (self.x[r], self.y[r]),
-                    objective=self.objective,
-                    recipe=self.recipe,
-                    generator=make_generator(useed, self.device),
-                    reference=self.subset(public_k),
-                )
-                return model, {"seconds": time.perf_counter() - t0}
+    def _unlearn_job(self, job: UnlearnJob) -> np.ndarray:
+        """Run (or load) an unlearn job; its signals. A shadow that diverges raises."""
+        f, r = (torch.as_tensor(i, device=self.device) for i in (job.forget, job.retain))
+        base, target = job.base, job.index < 0
 
-            _, _, sig, _ = cached(
-                self._store(),
-                f"ulira-{name}",
-                key,
-                self.new_model(0),
-                produce,
-                self.signals_of,
-                self.signal_key,
+        def produce() -> tuple[nn.Module, dict[str, Any]]:
+            model = self.train_cached(base.label, base.idx, base.seed, bar=False)[0]
+            t0 = time.perf_counter()
+            model = job.method.unlearn(
+                model,
+                (self.x[f], self.y[f]),
+                (self.x[r], self.y[r]),
+                objective=self.objective,
+                recipe=self.recipe,
+                generator=make_generator(job.seed, self.device),
+                reference=self.subset(job.public),
             )
-            if not np.isfinite(sig).all():
-                raise ValueError(f"shadow {k} diverged (non-finite outputs) after unlearning")
-            out.append(sig)
-        bar.close()
-        return np.stack(out)
+            meta: dict[str, Any] = {"seconds": time.perf_counter() - t0}
+            if target:  # an audited model: results.json lists its parameters
+                meta["method"] = job.method.describe()
+            return model, meta
+
+        _, _, sig, _ = cached(
+            self._store(),
+            job.label,
+            job.key,
+            self.new_model(0),
+            produce,
+            self.signals_of,
+            self.signal_key,
+        )
+        if not target and not np.isfinite(sig).all():
+            raise ValueError(f"shadow {job.index} diverged (non-finite outputs) after unlearning")
+        return sig
+
+    # -- the worker side of a remote executor ---------------------------------------------
+    def worker_state(self) -> WorkerState:
+        """What a Ray worker needs to run this audit's jobs (:meth:`for_worker`)."""
+        ds = self.ds
+        return WorkerState(
+            token=uuid.uuid4().hex,
+            cfg=self.cfg,
+            model_factory=self.inputs.model_factory,
+            dataset={"name": ds.name, "classes": tuple(ds.classes), "flippable": ds.flippable},
+            x=ds.x.numpy(),
+            y=ds.y.numpy(),
+            base=self.base,
+            store_root=str(self._store().root.resolve()),
+            threads=threads_of(self.cfg.execution),
+        )
+
+    @classmethod
+    def for_worker(cls, state: WorkerState) -> Producer:
+        """The producer of a Ray worker: the driver's pool, cache keys and store, run here.
+
+        A job that reserves no GPU runs on the CPU (under ``device = "auto"``).
+        """
+        cfg, ex = state.cfg, state.cfg.execution
+        device = "cpu" if cfg.device == "auto" and not ex.gpus_per_job else cfg.device
+        local = dataclasses.replace(ex, executor="local")
+        cfg = dataclasses.replace(cfg, device=device, execution=local)
+        p = cls(cfg, AuditInputs(model_factory=state.model_factory), False, _worker_log)
+        x, y = (torch.from_numpy(np.array(a)) for a in (state.x, state.y))  # writable copies
+        p._adopt(Dataset(x=x, y=y, **state.dataset))
+        p.base = state.base
+        p.store = ModelStore(Path(state.store_root), log=p.log)
+        return p
+
+
+def _worker_log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
 
 
 def _check_classes(ds: Dataset, plan: Plan) -> None:

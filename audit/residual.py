@@ -36,9 +36,12 @@ recognisable at a false discovery rate by Benjamini & Hochberg (1995).
 
 The minimum detectable residual (MDR) comes from the audit's own signals: a
 model that still remembers a share ``rho`` has an expected detection
-difference ``rho (Z(original) - Z(reference))``, with a bootstrap standard
-error interpolated between the ``retrain`` control's (a model that forgot,
-with its own training noise) and the original's. The MDR is the smallest
+difference ``rho (Z(original) - Z(reference))``; the audit would judge it
+with a bootstrap standard error interpolated between the ``retrain``
+control's (a model that forgot, with its own training noise) and the
+original's, plus the spread between kept and forgotten records, and such
+models differ from one another by which records they keep and by their own
+training noise (:func:`detection_probability`). The MDR is the smallest
 ``rho`` (1% grid) that the detection rule catches with probability at least
 ``power`` under that normal approximation. The planted partial-forgetting
 control (a real model retrained on retain plus a known share of the request)
@@ -523,30 +526,49 @@ def detection_probability(
     cov_in: np.ndarray,
     z: float,
     draws: np.ndarray | None = None,
+    n_eff: float | None = None,
 ) -> float:
-    """``P(detect)`` of a model keeping ``rho``, under some attack of several at once.
+    """``P(detect)`` of a model keeping ``rho`` of *this* audit's request, under some attack.
 
-    The attacks' detection differences ``Z(model) - Z(reference)`` are taken as
-    jointly normal with mean ``rho * gap`` and covariance ``(1 - rho) cov_out +
-    rho cov_in`` (the bootstrap covariances of a model that forgot everything and
-    of one that kept everything); an attack detects when its difference exceeds
-    ``z`` of its standard errors. With one attack the probability is exact; with
-    several it is the share of ``draws`` (standard normal rows, one column per
+    Two covariances of the attacks' detection differences ``Z(model) - Z(reference)``
+    enter, for a model that keeps a random ``rho`` of these forget records:
+
+    - what the audit's bootstrap would report as its standard error, ``V = (1 -
+      rho) cov_out + rho cov_in + rho (1 - rho) M``: the bootstrap covariances of a
+      model that forgot everything (the retrain control) and of one that kept
+      everything (the original), plus the spread of the records themselves between
+      kept and forgotten ones, ``M = gap gap^T / n_eff`` (``n_eff``: Kish's
+      effective number of forget records; None = no such term);
+    - how much the difference varies between such models on these records, ``S =
+      rho (1 - rho) M + cov_out / 2``: which records are kept, plus the model's
+      own training noise (half of the retrain-vs-reference covariance, to which
+      both models' noise contributes alike). The records are this audit's and do
+      not vary.
+
+    An attack detects when its difference, ``N(rho gap, S)``, exceeds ``z`` of its
+    standard errors ``sqrt(diag V)``. With one attack the probability is exact;
+    with several it is the share of ``draws`` (standard normal rows, one column per
     attack, drawn once from a fixed seed) in which some attack detects, so the
-    result is deterministic.
+    result is deterministic. On simulated banks (tests/audit/test_residual.py) the
+    rate of models keeping the MDR that are caught is at or above the stated
+    power; leaving out ``M``, or taking ``V`` as the spread, was too optimistic in
+    one setting and too pessimistic in others (docs/verdict.md).
     """
-    cov = (1.0 - rho) * cov_out + rho * cov_in
-    se = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+    mix = np.outer(gap, gap) / n_eff if n_eff else np.zeros((gap.size, gap.size))
+    mix = rho * (1.0 - rho) * mix
+    se = np.sqrt(np.clip(np.diag((1.0 - rho) * cov_out + rho * cov_in + mix), 0.0, None))
+    spread = mix + cov_out / 2.0
+    sd = np.sqrt(np.clip(np.diag(spread), 0.0, None))
     mean = rho * gap
-    if (se <= 0).any():
-        return float((mean > 0).any())
+    if (sd <= 0).any():
+        return float((mean > z * se).any())
     if gap.size == 1 or draws is None:
-        return max(float(ndtr(m / e - z)) for m, e in zip(mean, se, strict=True))
-    corr = cov / np.outer(se, se)
+        return max(float(ndtr((m - z * e) / d)) for m, e, d in zip(mean, se, sd, strict=True))
+    corr = spread / np.outer(sd, sd)
     w, v = np.linalg.eigh(corr)  # a square root that also takes a singular matrix
     root = v * np.sqrt(np.clip(w, 0.0, None))
-    x = draws @ root.T + mean / se
-    return float(np.mean((x > z).any(axis=1)))
+    x = draws @ root.T + mean / sd
+    return float(np.mean((x > z * se / sd).any(axis=1)))
 
 
 def minimum_detectable_residual(
@@ -566,18 +588,19 @@ def minimum_detectable_residual(
 
     Under the mixture model of the module docstring, a model keeping ``rho``
     has ``E[Z(model) - Z(reference)] = rho (Z(original) - Z(reference))`` under
-    every attack. :func:`detection_probability` takes the attacks' differences
-    as jointly normal, with the bootstrap covariance of ``Z(out_model) -
-    Z(reference)`` (``out_model``: the independently retrained ``retrain``
-    control, whose own training noise a real model also has) for a model that
-    forgot, and of ``Z(original) - Z(reference)`` for one that kept everything.
-    Detection needs some attack's difference above ``z = Phi^-1(1 - (1 - level)
-    / 2)`` of its standard errors, as the verdict's interval does (the
-    probability by :func:`detection_probability`, over normal draws of a fixed
-    seed). The expected
-    difference is centred on the reference, so a retrain control that happens
-    to sit above or below it does not move the MDR. ``weights`` are the verdict's
-    record weights (:func:`record_weights`), so the MDR is that of the verdict's ``Z``.
+    every attack. :func:`detection_probability` gives the chance that the
+    detection rule catches it: some attack's difference above ``z = Phi^-1(1 -
+    (1 - level) / 2)`` of the standard error the audit's bootstrap would give
+    it, interpolated between that of ``Z(out_model) - Z(reference)``
+    (``out_model``: the independently retrained ``retrain`` control, whose own
+    training noise a real model also has) and that of ``Z(original) -
+    Z(reference)``, with the spread between kept and forgotten records added.
+    The expected difference is centred on the reference, so a retrain control
+    that happens to sit above or below it does not move the MDR. ``weights`` are
+    the verdict's record weights (:func:`record_weights`), so the MDR is that of
+    the verdict's ``Z``; their effective number of forget records
+    (:func:`effective_records`) sizes the spread of which records a partial
+    model keeps.
     """
     y = np.asarray(is_forget, dtype=bool)
     z = float(ndtri(1.0 - (1.0 - level) / 2.0))
@@ -592,10 +615,11 @@ def minimum_detectable_residual(
     cov_out = np.atleast_2d(np.cov(np.array(d_out)))
     cov_in = np.atleast_2d(np.cov(np.array(d_in)))
     draws = np.random.default_rng(seed).standard_normal((MDR_DRAWS, gap.size))
+    n_eff = effective_records(None if weights is None else np.asarray(weights)[y], int(y.sum()))
     curve: dict[float, float] = {}
     mdr = None
     for rho in grid:
-        rate = detection_probability(float(rho), gap, cov_out, cov_in, z, draws)
+        rate = detection_probability(float(rho), gap, cov_out, cov_in, z, draws, n_eff)
         curve[float(rho)] = rate
         if mdr is None and rate >= power:
             mdr = float(rho)

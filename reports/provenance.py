@@ -22,7 +22,7 @@ from reports.formatting import (
     fmt_value,
 )
 from reports.loading import RESULTS_FILE, SAMPLES_FILE, SIGNALS_FILE
-from reports.residual import power_statement
+from reports.residual import power_statement, weighting_line
 from reports.verdict import REFERENCE, controls_outcome, methods_audited
 
 _RUN_KEYS = ("created", "device", "seed", "python", "torch", "numpy", "platform")
@@ -114,6 +114,9 @@ def summary_rows(results: dict[str, Any], verdict_line: str) -> list[tuple[str, 
         rows.append(("Controls", "separated" if controls["separated"] else "NOT separated"))
     if power_statement(results):
         rows.append(("Power", power_statement(results)))
+    weighting = weighting_line(results)
+    if weighting:
+        rows.append(("Record weights", weighting))
     return rows
 
 

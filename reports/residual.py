@@ -114,6 +114,20 @@ def margin_of(results: dict[str, Any]) -> float | None:
     return as_float(as_dict(as_dict(results.get("config")).get("verdict")).get("max_residual"))
 
 
+def weighting_line(results: dict[str, Any]) -> str:
+    """``results.power.weighting`` in words (empty when absent): how the residual weighs records."""
+    w = as_dict(as_dict(results.get("power")).get("weighting"))
+    n_eff, n = as_float(w.get("effective_forget_records")), as_float(w.get("n_forget"))
+    if w.get("scheme") == "uniform":
+        return "every forget record weighs the same in the residual"
+    if w.get("scheme") != "separation" or n_eff is None or n is None:
+        return ""
+    return (
+        "each record weighs by how visible its membership is in the shadow models; the "
+        f"{n:.0f} forget records count as {n_eff:.0f} equally weighted ones (docs/verdict.md)"
+    )
+
+
 def power_statement(results: dict[str, Any]) -> str:
     """``results.power.statement``: what the audit can and cannot see (empty when absent).
 

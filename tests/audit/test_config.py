@@ -8,7 +8,7 @@ from audit.config import AuditConfig, ConfigError, from_dict, load_toml, merge, 
 def test_empty_config_is_the_embedded_default():
     cfg = from_dict({})
     assert cfg == AuditConfig()
-    assert cfg.data.dataset == "digits" and cfg.forget.spec == "random:0.5"
+    assert cfg.data.dataset == "digits" and cfg.forget.spec == "random:0.6"
 
 
 def test_partial_train_table_keeps_audit_defaults():

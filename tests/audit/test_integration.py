@@ -54,16 +54,16 @@ def test_default_digits_audit_from_the_cli(tmp_path):
     res = CliRunner().invoke(main, ["audit", "--out", str(out), "--quiet"])
     assert res.exit_code == 0, res.output
     r = json.loads((out / "results.json").read_text())
-    assert r["data"]["dataset"] == "digits" and r["data"]["n_pool"] == 700
-    assert r["data"]["n_forget"] == 175
+    assert r["data"]["dataset"] == "digits" and r["data"]["n_pool"] == 1000
+    assert r["data"]["n_forget"] == 300
     assert r["controls"]["separated"], r["controls"]
     assert r["verdicts"]["noop"]["status"] == "fail"
-    # the retrain control is *shown* to have forgotten: its residual bound (0.11 on seed 0)
+    # the retrain control is *shown* to have forgotten: its residual bound (0.17 on seed 0)
     # is below the 0.3 margin; the planted half-forgotten model is caught
     assert r["verdicts"]["retrain"]["status"] == "pass"
     assert r["verdicts"]["retrain"]["evidence"]["residual"]["ci"][1] < 0.3
     assert r["verdicts"]["planted"]["status"] == "fail"
-    assert r["power"]["mdr"] is not None and r["power"]["mdr"] <= 0.4  # 0.28 on seed 0
+    assert r["power"]["mdr"] is not None and r["power"]["mdr"] <= 0.3  # 0.20 on seed 0 (issue #13)
     assert "This audit would catch a model" in res.output
     assert (out / "report.html").stat().st_size > 10_000
     assert "controls separated: yes" in res.output

@@ -225,13 +225,53 @@ def test_several_attack_detection_probability_matches_its_closed_forms():
 
     draws = np.random.default_rng(0).standard_normal((20_000, 3))
     gap = np.array([0.5, 0.4, 0.6])
-    cov = np.diag([0.01, 0.02, 0.015])  # independent attacks: 1 - prod(1 - p_a)
-    got = detection_probability(0.3, gap, cov, cov, 2.4, draws)
-    p = ndtr(0.3 * gap / np.sqrt(np.diag(cov)) - 2.4)
+    c_out, c_in = np.diag([0.01, 0.02, 0.015]), np.diag([0.02, 0.03, 0.02])
+    rho, n_eff = 0.3, 100.0
+    # independent attacks: 1 - prod(1 - p_a), p_a = Phi((rho gap - z se) / sd)
+    mix = rho * (1 - rho) * gap**2 / n_eff
+    se = np.sqrt((1 - rho) * np.diag(c_out) + rho * np.diag(c_in) + mix)
+    sd = np.sqrt(mix + np.diag(c_out) / 2)
+    got = detection_probability(rho, gap, c_out, c_in, 2.4, draws, n_eff)
+    p = ndtr((rho * gap - 2.4 * se) / sd)
     assert got == pytest.approx(1 - np.prod(1 - p), abs=0.012)  # 3 Monte-Carlo SDs
     same = np.full((3, 3), 0.01)  # identical attacks: the single-attack probability
     got = detection_probability(0.3, np.full(3, 0.5), same, same, 2.4, draws)
-    assert got == pytest.approx(ndtr(0.3 * 0.5 / 0.1 - 2.4), abs=0.012)
+    assert got == pytest.approx(ndtr((0.3 * 0.5 - 2.4 * 0.1) / np.sqrt(0.005)), abs=0.012)
+
+
+@pytest.mark.parametrize(("varied", "noise"), [(False, 0.2), (True, 0.5)])
+def test_models_keeping_the_mdr_are_caught_at_the_stated_power(varied, noise):
+    """The MDR's promise, by simulation: of 300 models that each keep a random MDR share
+    of *this* audit's request (own training noise each), at least 80% are caught, less
+    3 binomial SDs. ``varied``: heterogeneous membership effects, or one effect for all."""
+    rng = np.random.default_rng(3)
+    n_forget, n_non = 150, 450
+    base = rng.normal(size=n_forget + n_non)
+    y = np.arange(base.size) < n_forget
+    mu = np.where(y, rng.gamma(2.0, 0.5, size=base.size) if varied else 1.0, 0.0)
+
+    def model(kept):
+        return base + kept * mu + noise * rng.normal(size=base.size)
+
+    r, o, x = model(np.zeros(y.size)), model(y), model(np.zeros(y.size))
+    power = minimum_detectable_residual({"a": o}, {"a": x}, {"a": r}, y, level=0.95, seed=0)
+    assert power.mdr is not None and 0.05 < power.mdr < 0.5  # neither trivial nor powerless
+    n = 300
+    caught = sum(
+        attack_residual(
+            "a",
+            model(y & (rng.random(y.size) < power.mdr)),
+            r,
+            o,
+            y,
+            n_boot=300,
+            level=0.95,
+            seed=i,
+        ).score_diff_ci[0]
+        > 0
+        for i in range(n)
+    )
+    assert caught / n >= 0.8 - 3 * np.sqrt(0.8 * 0.2 / n), caught / n
 
 
 # -- record weights ---------------------------------------------------------------------------

@@ -145,8 +145,9 @@ def test_entry_point_plugins_are_registered(monkeypatch):
 def test_end_to_end_user_checkpoints_and_plugin(tmp_path):
     """Train outside the tool, unlearn with the user's plugin, audit the checkpoints.
 
-    The embedded default's setting (700 digits, half the members forgotten) gives the
-    audit the power to show that a retrained model forgot (docs/verdict.md).
+    700 digits with half the members forgotten (the embedded default until it grew to
+    1,000 digits, 60% forgotten) give the audit the power to show that a retrained
+    model forgot (docs/verdict.md).
     """
     ds = load_dataset("digits", limit=700)
     rng = np.random.default_rng(123)

@@ -309,3 +309,17 @@ def test_power_statement_is_quoted_or_rebuilt() -> None:
     )
     assert power_statement({"power": {"curve": {}}}) == ""
     assert power_statement({}) == ""
+
+
+def test_record_weights_are_stated_in_words_or_left_out() -> None:
+    from reports.residual import weighting_line
+
+    sep = {"scheme": "separation", "effective_forget_records": 137.7, "n_forget": 300}
+    line = weighting_line({"power": {"weighting": sep}})
+    assert "the 300 forget records count as 138 equally weighted ones" in line
+    assert "visible" in line and "shadow models" in line
+    uniform = {"power": {"weighting": {"scheme": "uniform", "n_forget": 300}}}
+    assert weighting_line(uniform) == "every forget record weighs the same in the residual"
+    assert weighting_line({"power": {"mdr": 0.2}}) == ""  # early schema 2 runs: no row
+    assert weighting_line({"power": {"weighting": {"scheme": "separation"}}}) == ""
+    assert weighting_line({}) == ""
