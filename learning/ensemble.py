@@ -42,7 +42,7 @@ from torch.func import functional_call, grad_and_value, stack_module_state, vmap
 from tqdm.auto import tqdm
 
 from learning.augment import Augment, shift
-from learning.train import DivergenceError, Recipe
+from learning.train import DivergenceError, Recipe, step_count
 
 ENGINES = ("auto", "sequential", "batched")
 ENSEMBLE_SIZE = 16  # models per ensemble in an audit: a killed run loses at most one ensemble
@@ -75,12 +75,6 @@ def resolve_engine(
         return engine
     small = n_params <= BATCHED_MAX_PARAMS
     return "batched" if batchable and small and device.type == "cuda" else "sequential"
-
-
-def steps_of(n: int, recipe: Recipe, epochs: float | None = None) -> int:
-    """Optimizer steps ``fit`` takes on ``n`` samples (0 when there is nothing to train)."""
-    epochs = recipe.epochs if epochs is None else epochs
-    return 0 if n == 0 else int(round(epochs * math.ceil(n / recipe.batch_size)))
 
 
 def lr_table(recipe: Recipe, total: int, lr: float | None = None) -> list[float]:
@@ -225,7 +219,7 @@ def fit_ensemble(
         ValueError: mismatched inputs or models of different architectures.
     """
     _check_inputs(models, subsets, generators)
-    totals = [steps_of(int(s.shape[0]), recipe) for s in subsets]
+    totals = [step_count(int(s.shape[0]), recipe.batch_size, recipe.epochs) for s in subsets]
     horizon = max(totals)
     if horizon == 0:
         return [m.eval() for m in models]

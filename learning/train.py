@@ -179,6 +179,19 @@ def make_optimizer(
     )
 
 
+def step_count(n: int, batch_size: int, epochs: float) -> int:
+    """Optimizer steps :func:`fit` runs for ``epochs`` passes over ``n`` samples.
+
+    ``ceil(n / batch_size)`` steps an epoch (the last, smaller batch is kept), times
+    ``epochs`` (which may be fractional), rounded; 0 when there is nothing to train.
+    The one step count of the package: ``fit``, the batched ensemble trainer
+    (:func:`learning.ensemble.fit_ensemble`) and the unlearners' budgets use it.
+    """
+    if n <= 0:
+        return 0
+    return max(0, int(round(epochs * math.ceil(n / batch_size))))
+
+
 def fit(
     model: nn.Module,
     x: torch.Tensor,
@@ -202,10 +215,8 @@ def fit(
         DivergenceError: the loss became NaN or infinite.
     """
     n = x.shape[0]
-    epochs = recipe.epochs if epochs is None else epochs
-    steps_per_epoch = math.ceil(n / recipe.batch_size)
-    total = int(round(epochs * steps_per_epoch))
-    if total <= 0 or n == 0:
+    total = step_count(n, recipe.batch_size, recipe.epochs if epochs is None else epochs)
+    if total == 0:
         return model
     opt = make_optimizer(model, recipe, lr)
     sched = (

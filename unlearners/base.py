@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import inspect
-import math
 import warnings
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar, TypeVar
@@ -20,10 +19,11 @@ from typing import Any, ClassVar, TypeVar
 import torch
 from torch import nn
 
-from learning.train import Objective, Recipe
+from learning.train import Objective, Recipe, step_count
 
 Data = tuple[torch.Tensor, torch.Tensor]
 PARADIGMS = frozenset({"supervised", "contrastive"})
+steps_for = step_count  # the step count of ``learning.train.fit``, under its older name here
 
 
 class UnlearnerError(ValueError):
@@ -33,13 +33,6 @@ class UnlearnerError(ValueError):
 @dataclasses.dataclass(frozen=True)
 class NoParams:
     """A method without parameters."""
-
-
-def steps_for(n: int, batch_size: int, epochs: float) -> int:
-    """Optimizer steps :func:`learning.train.fit` runs for ``epochs`` passes over ``n`` samples."""
-    if n <= 0:
-        return 0
-    return max(0, int(round(epochs * math.ceil(n / batch_size))))
 
 
 class Unlearner(ABC):
