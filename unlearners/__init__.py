@@ -9,7 +9,7 @@ from unlearners import gradient_constraint as _gradient_constraint  # noqa: F401
 from unlearners import penalised as _penalised  # noqa: F401
 from unlearners import relabel as _relabel  # noqa: F401
 from unlearners.base import (
-    Data,
+    TrainingFreeUnlearner,
     Unlearner,
     UnlearnerError,
     available,
@@ -19,14 +19,19 @@ from unlearners.base import (
     seed_from,
     steps_for,
 )
+from unlearners.request import Data, ForgetRequest, UnlearnContext, paradigm_of
 
 __all__ = [
     "Data",
+    "ForgetRequest",
+    "TrainingFreeUnlearner",
+    "UnlearnContext",
     "Unlearner",
     "UnlearnerError",
     "available",
     "create",
     "get",
+    "paradigm_of",
     "register",
     "seed_from",
     "steps_for",

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import inspect
 import warnings
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar, TypeVar
@@ -20,8 +19,9 @@ import torch
 from torch import nn
 
 from learning.train import Objective, Recipe, step_count
+from unlearners._legacy import call_old, old_style
+from unlearners.request import Data, ForgetRequest, UnlearnContext, paradigm_of
 
-Data = tuple[torch.Tensor, torch.Tensor]
 PARADIGMS = frozenset({"supervised", "contrastive"})
 steps_for = step_count  # the step count of ``learning.train.fit``, under its older name here
 
@@ -39,8 +39,11 @@ class Unlearner(ABC):
     """Base class of every unlearning method.
 
     Subclasses set ``name``, ``paradigms``, ``summary``, a frozen dataclass
-    ``Params`` of hyper-parameters with defaults, and implement :meth:`_unlearn`
-    and :meth:`max_steps` (the method's budget: the most optimizer steps it may run).
+    ``Params`` of hyper-parameters with defaults, and implement
+    :meth:`_unlearn` ``(model, request, ctx)`` and :meth:`max_steps` (the method's
+    budget: the most optimizer steps it may run). A fine-tuning-style method
+    derives from :class:`unlearners.tuning.FineTuneUnlearner` instead, which
+    implements both from the method's training set, loss and epochs.
     """
 
     name: ClassVar[str]
@@ -75,6 +78,11 @@ class Unlearner(ABC):
     ) -> nn.Module:
         """Return an unlearned copy of ``model``; ``model`` itself is left untouched.
 
+        Builds the :class:`ForgetRequest` and the :class:`UnlearnContext` (whose
+        ``paradigm`` comes from the objective) and calls :meth:`_unlearn` on a deep
+        copy of ``model``; a method with the old ``_unlearn`` signature is called
+        the old way, with a ``DeprecationWarning`` (:mod:`unlearners._legacy`).
+
         Args:
             model: The trained model.
             forget: ``(x, y)`` tensors of the samples to forget, on the model's device.
@@ -89,50 +97,46 @@ class Unlearner(ABC):
                 other method ignores it.
 
         Raises:
-            UnlearnerError: the method needs data it was not given (e.g. ``reference``).
+            UnlearnerError: the objective's paradigm is not one of the method's
+                ``paradigms``, or the method needs data it was not given (``reference``).
             learning.DivergenceError: the method's loss became NaN or infinite.
         """
+        ctx = UnlearnContext(objective, recipe, generator, paradigm_of(objective), progress)
+        self._check_paradigm(ctx)
+        request = ForgetRequest(forget, retain, reference)
         work = copy.deepcopy(model)
-        extra: dict[str, Any] = {"reference": reference} if self._takes_reference() else {}
-        out = self._unlearn(
-            work,
-            forget,
-            retain,
-            objective=objective,
-            recipe=recipe,
-            generator=generator,
-            progress=progress,
-            **extra,
-        )
+        style = old_style(type(self))
+        if style is None:
+            out = self._unlearn(work, request, ctx)
+        else:
+            out = call_old(self, style, work, request, ctx)
         out.eval()
         return out
 
     @abstractmethod
-    def _unlearn(
-        self,
-        model: nn.Module,
-        forget: Data,
-        retain: Data,
-        *,
-        objective: Objective,
-        recipe: Recipe,
-        generator: torch.Generator,
-        progress: bool,
-        reference: Data | None = None,
-    ) -> nn.Module:
-        """Unlearn in place on the private copy ``model`` and return it."""
+    def _unlearn(self, model: nn.Module, request: ForgetRequest, ctx: UnlearnContext) -> nn.Module:
+        """Unlearn ``request`` in place on the private copy ``model`` and return it."""
 
-    def _takes_reference(self) -> bool:
-        """Whether ``_unlearn`` accepts ``reference`` (methods written before it existed don't)."""
-        params = inspect.signature(self._unlearn).parameters.values()
-        return any(p.name == "reference" or p.kind is p.VAR_KEYWORD for p in params)
+    def _check_paradigm(self, ctx: UnlearnContext) -> None:
+        """Refuse an objective of a paradigm the method does not declare."""
+        if ctx.paradigm in self.paradigms:
+            return
+        if ctx.paradigm == "contrastive":
+            raise UnlearnerError(
+                f"{self.name} needs a supervised classifier, not a contrastive encoder"
+            )
+        objective = getattr(ctx.objective, "name", type(ctx.objective).__name__)
+        raise UnlearnerError(
+            f"{self.name} needs a contrastive objective (one with a views() method), "
+            f"got {objective}"
+        )
 
     def max_steps(self, n_forget: int, n_retain: int, recipe: Recipe) -> int:
         """The method's budget: the most optimizer steps :meth:`unlearn` may run.
 
         Computed from the sizes of the forget and retain sets, the recipe's batch
         size (and epochs, for ``retrain``) and the method's own epoch parameters,
-        with :func:`steps_for`. Training-free methods return 0. Every built-in
+        with :func:`learning.train.step_count`. Training-free methods return 0. Every built-in
         method defines it, and the contract test counts the steps actually taken
         against it; a user's method that does not declare a budget raises.
         """
@@ -146,6 +150,16 @@ class Unlearner(ABC):
             "summary": self.summary,
             "params": dataclasses.asdict(self.params),
         }
+
+
+class TrainingFreeUnlearner(Unlearner):
+    """Base of the methods that run no optimizer step (controls, one-shot weight edits).
+
+    Their budget is 0 steps; they implement :meth:`_unlearn` only.
+    """
+
+    def max_steps(self, n_forget: int, n_retain: int, recipe: Recipe) -> int:
+        return 0
 
 
 _REGISTRY: dict[str, type[Unlearner]] = {}
