@@ -20,11 +20,15 @@ from unlearners.base import (
     steps_for,
 )
 from unlearners.request import Data, ForgetRequest, UnlearnContext, paradigm_of
+from unlearners.tuning import FineTuneUnlearner, TuneParams, Tuning
 
 __all__ = [
     "Data",
+    "FineTuneUnlearner",
     "ForgetRequest",
     "TrainingFreeUnlearner",
+    "TuneParams",
+    "Tuning",
     "UnlearnContext",
     "Unlearner",
     "UnlearnerError",

@@ -2,14 +2,18 @@
 
 Conventions the methods rely on:
 
-* An objective is *contrastive* when it has a ``views(x, generator)`` method
-  (the protocol of :mod:`unlearners._contrastive`); otherwise it is supervised
-  and ``model(x)`` returns logits.
+* The paradigm is ``ctx.paradigm`` (:func:`unlearners.request.paradigm_of`):
+  ``contrastive`` when the objective has a ``views(x, generator)`` method (the
+  protocol of :mod:`unlearners._contrastive`), else ``supervised``, where
+  ``model(x)`` returns logits. :meth:`unlearners.Unlearner.unlearn` refuses a
+  paradigm the method does not declare, so methods do not check it.
 * A supervised objective may carry its training augmentation as an ``augment``
   attribute (``learning.CrossEntropy`` does); methods that need raw logits of
   augmented inputs (distillation, relabelling) apply it through :func:`augment`.
 * Batches drawn besides the one :func:`learning.train.fit` iterates over come
   from :func:`draw`, which samples indices with the method's generator.
+* A method that is one ``fit`` run derives from
+  :class:`unlearners.tuning.FineTuneUnlearner`, which runs it and counts its budget.
 """
 
 from __future__ import annotations
@@ -20,8 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from learning.train import LossFn, Objective, Recipe, fit
-from unlearners.base import Data, Unlearner, UnlearnerError
+from learning.train import Objective
+from unlearners.base import UnlearnerError
+from unlearners.request import Data
 
 BOTH = frozenset({"supervised", "contrastive"})
 SUPERVISED = frozenset({"supervised"})
@@ -45,26 +50,6 @@ def in_unit(name: str, value: float, *, closed: bool = False) -> None:
     ok = 0 < value <= 1 if closed else 0 < value < 1
     if not ok:
         raise ValueError(f"{name} must lie in (0, {'1]' if closed else '1)'}, got {value}")
-
-
-def is_contrastive(objective: Objective) -> bool:
-    """Whether ``objective`` follows the contrastive protocol (it has ``views``)."""
-    return callable(getattr(objective, "views", None))
-
-
-def require_supervised(name: str, objective: Objective) -> None:
-    """Refuse a contrastive objective in a supervised-only method."""
-    if is_contrastive(objective):
-        raise UnlearnerError(f"{name} needs a supervised classifier, not a contrastive encoder")
-
-
-def require_contrastive(name: str, objective: Objective) -> None:
-    """Refuse a supervised objective in a contrastive-only method."""
-    if not is_contrastive(objective):
-        raise UnlearnerError(
-            f"{name} needs a contrastive objective (one with a views() method), "
-            f"got {getattr(objective, 'name', type(objective).__name__)}"
-        )
 
 
 def augment(objective: Objective, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -129,35 +114,3 @@ def wrong_labels(y: torch.Tensor, num_classes: int, generator: torch.Generator) 
         raise UnlearnerError("random relabelling needs at least 2 classes")
     shift = torch.randint(1, num_classes, y.shape, generator=generator, device=y.device)
     return (y + shift) % num_classes
-
-
-def tune(
-    method: Unlearner,
-    model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    loss: LossFn,
-    recipe: Recipe,
-    generator: torch.Generator,
-    progress: bool,
-    **kwargs: object,
-) -> nn.Module:
-    """``fit`` with the method's budget: ``params.epochs`` at ``recipe.lr * params.lr_scale``.
-
-    Every gradient-based method trains this way; ``kwargs`` go to
-    :func:`learning.train.fit` (e.g. ``after_step``).
-    """
-    p = method.params
-    return fit(
-        model,
-        x,
-        y,
-        loss,
-        recipe,
-        generator,
-        lr=recipe.lr * p.lr_scale,
-        epochs=p.epochs,
-        progress=progress,
-        desc=method.name,
-        **kwargs,  # type: ignore[arg-type]
-    )

@@ -8,21 +8,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from learning.train import Objective, Recipe
-from unlearners._common import (
-    CONTRASTIVE,
-    index_set,
-    non_negative,
-    positive,
-    require_contrastive,
-    tune,
-)
+from unlearners._common import CONTRASTIVE, index_set, non_negative
 from unlearners._contrastive import nt_xent_pairs, temperature_of
-from unlearners.base import Data, Unlearner, register, steps_for
+from unlearners.base import register
+from unlearners.request import ForgetRequest, UnlearnContext
+from unlearners.tuning import FineTuneUnlearner, TuneParams, Tuning
 
 
 @dataclass(frozen=True)
-class AlignmentCalibrationParams:
+class AlignmentCalibrationParams(TuneParams):
     """Alignment-calibration hyper-parameters.
 
     Attributes:
@@ -38,14 +32,13 @@ class AlignmentCalibrationParams:
     forget_weight: float = 1.0
 
     def __post_init__(self) -> None:
-        positive("epochs", self.epochs)
-        positive("lr_scale", self.lr_scale)
+        super().__post_init__()
         non_negative("alpha", self.alpha)
         non_negative("forget_weight", self.forget_weight)
 
 
 @register
-class AlignmentCalibration(Unlearner):
+class AlignmentCalibration(FineTuneUnlearner):
     """Alignment Calibration (AC) for contrastive encoders.
 
     Wang, Lu, Zhang, Boenisch, Dziedzic, Yu & Gao 2024, "MUC: Machine Unlearning
@@ -74,28 +67,16 @@ class AlignmentCalibration(Unlearner):
     summary = "contrastive: InfoNCE with negative partners for forget + lower forget alignment"
     Params = AlignmentCalibrationParams
 
-    def max_steps(self, n_forget: int, n_retain: int, recipe: Recipe) -> int:
-        return steps_for(n_forget + n_retain, recipe.batch_size, self.params.epochs)
+    Params = AlignmentCalibrationParams
+    trains_on = ("forget", "retain")
 
-    def _unlearn(
-        self,
-        model: nn.Module,
-        forget: Data,
-        retain: Data,
-        *,
-        objective: Objective,
-        recipe: Recipe,
-        generator: torch.Generator,
-        progress: bool,
-        reference: Data | None = None,
-    ) -> nn.Module:
-        require_contrastive(self.name, objective)
+    def tuning(self, model: nn.Module, request: ForgetRequest, ctx: UnlearnContext) -> Tuning:
         p: AlignmentCalibrationParams = self.params
-        views = objective.views  # type: ignore[attr-defined]
-        temperature = temperature_of(objective)
-        xf = forget[0]
+        views = ctx.objective.views  # type: ignore[attr-defined]
+        temperature = temperature_of(ctx.objective)
+        xf = request.forget[0]
         nf = xf.shape[0]
-        x_all = torch.cat([xf, retain[0]])
+        x_all = torch.cat([xf, request.retain[0]])
 
         def loss(
             m: nn.Module, idx: torch.Tensor, _: torch.Tensor, g: torch.Generator
@@ -122,6 +103,4 @@ class AlignmentCalibration(Unlearner):
                 )
             return total
 
-        return tune(
-            self, model, *index_set(x_all.shape[0], x_all.device), loss, recipe, generator, progress
-        )
+        return Tuning(loss, data=index_set(x_all.shape[0], x_all.device))

@@ -8,39 +8,27 @@ import torch
 from torch import nn
 
 from learning.models import reinitialize
-from learning.train import Objective, Recipe, fit
-from unlearners._common import BOTH, positive, tune
-from unlearners.base import Data, Unlearner, register, seed_from, steps_for
+from learning.train import Recipe
+from unlearners._common import BOTH
+from unlearners.base import TrainingFreeUnlearner, register, seed_from
+from unlearners.request import ForgetRequest, UnlearnContext
+from unlearners.tuning import FineTuneUnlearner, TuneParams, Tuning
 
 
 @register
-class Noop(Unlearner):
+class Noop(TrainingFreeUnlearner):
     """Negative control: returns an unchanged copy of the original model."""
 
     name = "noop"
     paradigms = BOTH
     summary = "negative control: the original model, unchanged"
 
-    def max_steps(self, n_forget: int, n_retain: int, recipe: Recipe) -> int:
-        return 0
-
-    def _unlearn(
-        self,
-        model: nn.Module,
-        forget: Data,
-        retain: Data,
-        *,
-        objective: Objective,
-        recipe: Recipe,
-        generator: torch.Generator,
-        progress: bool,
-        reference: Data | None = None,
-    ) -> nn.Module:
+    def _unlearn(self, model: nn.Module, request: ForgetRequest, ctx: UnlearnContext) -> nn.Module:
         return model
 
 
 @register
-class Retrain(Unlearner):
+class Retrain(FineTuneUnlearner):
     """Positive control and gold standard: re-initialise and train on the retain set only.
 
     Uses the original recipe in full, with a fresh seed drawn from the generator.
@@ -50,46 +38,19 @@ class Retrain(Unlearner):
     paradigms = BOTH
     summary = "positive control: retrain from scratch on the retain set (exact unlearning)"
 
-    def max_steps(self, n_forget: int, n_retain: int, recipe: Recipe) -> int:
-        return steps_for(n_retain, recipe.batch_size, recipe.epochs)
+    def epochs(self, recipe: Recipe) -> float:
+        return recipe.epochs
 
-    def _unlearn(
-        self,
-        model: nn.Module,
-        forget: Data,
-        retain: Data,
-        *,
-        objective: Objective,
-        recipe: Recipe,
-        generator: torch.Generator,
-        progress: bool,
-        reference: Data | None = None,
-    ) -> nn.Module:
-        reinitialize(model, seed_from(generator))
-        return fit(
-            model, *retain, objective.loss, recipe, generator, progress=progress, desc="retrain"
-        )
+    def lr(self, recipe: Recipe) -> float:
+        return recipe.lr
 
-
-@dataclass(frozen=True)
-class TuneParams:
-    """Epochs of the unlearning pass and its learning rate relative to the recipe's.
-
-    Attributes:
-        epochs: Passes over the method's training set (may be fractional).
-        lr_scale: Learning rate as a multiple of the original recipe's ``lr``.
-    """
-
-    epochs: float = 5.0
-    lr_scale: float = 0.5
-
-    def __post_init__(self) -> None:
-        positive("epochs", self.epochs)
-        positive("lr_scale", self.lr_scale)
+    def tuning(self, model: nn.Module, request: ForgetRequest, ctx: UnlearnContext) -> Tuning:
+        reinitialize(model, seed_from(ctx.generator))
+        return Tuning(ctx.objective.loss)
 
 
 @register
-class Finetune(Unlearner):
+class Finetune(FineTuneUnlearner):
     """Fine-tune on the retain set only, relying on catastrophic forgetting.
 
     Warnecke et al. 2023 / Golatkar et al. 2020 baseline "FT".
@@ -99,23 +60,6 @@ class Finetune(Unlearner):
     paradigms = BOTH
     summary = "fine-tune on the retain set (catastrophic forgetting)"
     Params = TuneParams
-
-    def max_steps(self, n_forget: int, n_retain: int, recipe: Recipe) -> int:
-        return steps_for(n_retain, recipe.batch_size, self.params.epochs)
-
-    def _unlearn(
-        self,
-        model: nn.Module,
-        forget: Data,
-        retain: Data,
-        *,
-        objective: Objective,
-        recipe: Recipe,
-        generator: torch.Generator,
-        progress: bool,
-        reference: Data | None = None,
-    ) -> nn.Module:
-        return tune(self, model, *retain, objective.loss, recipe, generator, progress)
 
 
 @dataclass(frozen=True)
@@ -132,7 +76,7 @@ class AscentParams(TuneParams):
 
 
 @register
-class GradientAscent(Unlearner):
+class GradientAscent(FineTuneUnlearner):
     """Gradient ascent on the forget set ("NegGrad"): maximise the training loss there.
 
     Thudi et al. 2022; Golatkar et al. 2020. Minimises ``-L(f; D_forget)``.
@@ -143,26 +87,14 @@ class GradientAscent(Unlearner):
     paradigms = BOTH
     summary = "gradient ascent on the forget set (NegGrad)"
     Params = AscentParams
+    trains_on = ("forget",)
 
-    def max_steps(self, n_forget: int, n_retain: int, recipe: Recipe) -> int:
-        return steps_for(n_forget, recipe.batch_size, self.params.epochs)
-
-    def _unlearn(
-        self,
-        model: nn.Module,
-        forget: Data,
-        retain: Data,
-        *,
-        objective: Objective,
-        recipe: Recipe,
-        generator: torch.Generator,
-        progress: bool,
-        reference: Data | None = None,
-    ) -> nn.Module:
+    def tuning(self, model: nn.Module, request: ForgetRequest, ctx: UnlearnContext) -> Tuning:
+        objective = ctx.objective
 
         def ascent(
             m: nn.Module, x: torch.Tensor, y: torch.Tensor, g: torch.Generator
         ) -> torch.Tensor:
             return -objective.loss(m, x, y, g)
 
-        return tune(self, model, *forget, ascent, recipe, generator, progress)
+        return Tuning(ascent)

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from learning.models import reinitialize
-from learning.train import Objective, Recipe, fit
+from learning.train import Recipe, fit, step_count
 from unlearners._common import (
     SUPERVISED,
     augment,
@@ -19,10 +19,10 @@ from unlearners._common import (
     in_unit,
     non_negative,
     positive,
-    require_supervised,
-    tune,
 )
-from unlearners.base import Data, Unlearner, register, seed_from, steps_for
+from unlearners.base import Unlearner, register, seed_from
+from unlearners.request import ForgetRequest, UnlearnContext
+from unlearners.tuning import FineTuneUnlearner, TuneParams, Tuning
 
 
 @dataclass(frozen=True)
@@ -82,22 +82,11 @@ class Scrub(Unlearner):
     def max_steps(self, n_forget: int, n_retain: int, recipe: Recipe) -> int:
         p: ScrubParams = self.params
         bs = recipe.batch_size
-        return p.max_epochs * steps_for(n_forget, bs, 1) + p.epochs * steps_for(n_retain, bs, 1)
+        return p.max_epochs * step_count(n_forget, bs, 1) + p.epochs * step_count(n_retain, bs, 1)
 
-    def _unlearn(
-        self,
-        model: nn.Module,
-        forget: Data,
-        retain: Data,
-        *,
-        objective: Objective,
-        recipe: Recipe,
-        generator: torch.Generator,
-        progress: bool,
-        reference: Data | None = None,
-    ) -> nn.Module:
-        require_supervised(self.name, objective)
+    def _unlearn(self, model: nn.Module, request: ForgetRequest, ctx: UnlearnContext) -> nn.Module:
         p: ScrubParams = self.params
+        objective, recipe, generator = ctx.objective, ctx.recipe, ctx.generator
         teacher = frozen_copy(model)
         constant = dataclasses.replace(recipe, schedule="constant")
         lr = recipe.lr * p.lr_scale
@@ -126,31 +115,31 @@ class Scrub(Unlearner):
             if epoch < p.max_epochs:
                 fit(
                     model,
-                    *forget,
+                    *request.forget,
                     max_loss,
                     constant,
                     generator,
                     lr=lr,
                     epochs=1,
-                    progress=progress,
+                    progress=ctx.progress,
                     desc=f"{self.name} max {epoch + 1}",
                 )
             fit(
                 model,
-                *retain,
+                *request.retain,
                 min_loss,
                 constant,
                 generator,
                 lr=lr,
                 epochs=1,
-                progress=progress,
+                progress=ctx.progress,
                 desc=f"{self.name} min {epoch + 1}",
             )
         return model
 
 
 @dataclass(frozen=True)
-class BadTeacherParams:
+class BadTeacherParams(TuneParams):
     """Bad-teacher hyper-parameters.
 
     Attributes:
@@ -167,14 +156,13 @@ class BadTeacherParams:
     temperature: float = 1.0
 
     def __post_init__(self) -> None:
-        positive("epochs", self.epochs)
-        positive("lr_scale", self.lr_scale)
+        super().__post_init__()
         in_unit("retain_fraction", self.retain_fraction, closed=True)
         positive("temperature", self.temperature)
 
 
 @register
-class BadTeacher(Unlearner):
+class BadTeacher(FineTuneUnlearner):
     """Bad teaching: distil a competent teacher on retain and an incompetent one on forget.
 
     Chundawat et al. 2023, "Can Bad Teaching Induce Forgetting? Unlearning in Deep
@@ -193,31 +181,21 @@ class BadTeacher(Unlearner):
     paradigms = SUPERVISED
     summary = "distil the original on retain and a random network on forget"
     Params = BadTeacherParams
+    trains_on = ("forget", "retain")
 
     def _retain_size(self, n_retain: int) -> int:
         return int(round(self.params.retain_fraction * n_retain))
 
-    def max_steps(self, n_forget: int, n_retain: int, recipe: Recipe) -> int:
-        n = n_forget + self._retain_size(n_retain)
-        return steps_for(n, recipe.batch_size, self.params.epochs)
+    def train_size(self, n_forget: int, n_retain: int) -> int:
+        """Forget and the retain subset of ``retain_fraction``."""
+        return n_forget + self._retain_size(n_retain)
 
-    def _unlearn(
-        self,
-        model: nn.Module,
-        forget: Data,
-        retain: Data,
-        *,
-        objective: Objective,
-        recipe: Recipe,
-        generator: torch.Generator,
-        progress: bool,
-        reference: Data | None = None,
-    ) -> nn.Module:
-        require_supervised(self.name, objective)
+    def tuning(self, model: nn.Module, request: ForgetRequest, ctx: UnlearnContext) -> Tuning:
+        objective, generator, forget = ctx.objective, ctx.generator, request.forget
         p: BadTeacherParams = self.params
         good = frozen_copy(model)
         bad = frozen_copy(reinitialize(frozen_copy(model), seed_from(generator)))
-        xr = retain[0]
+        xr = request.retain[0]
         keep = torch.randperm(xr.shape[0], generator=generator, device=xr.device)
         keep = keep[: self._retain_size(xr.shape[0])]
         x = torch.cat([forget[0], xr[keep]])
@@ -240,4 +218,4 @@ class BadTeacher(Unlearner):
             log_student = F.log_softmax(m(xa).float() / t, dim=1)
             return F.kl_div(log_student, target, reduction="batchmean", log_target=True)
 
-        return tune(self, model, x, flag, loss, recipe, generator, progress)
+        return Tuning(loss, data=(x, flag))

@@ -14,39 +14,34 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
-from learning.train import Objective, Recipe
-from unlearners._common import (
-    BOTH,
-    SUPERVISED,
-    is_contrastive,
-    non_negative,
-    positive,
-    require_supervised,
-)
-from unlearners.base import Data, Unlearner, register
+from unlearners._common import BOTH, SUPERVISED, non_negative, positive
+from unlearners.base import TrainingFreeUnlearner, register
+from unlearners.request import Data, ForgetRequest, UnlearnContext
 
 
 def batch_loss(
-    objective: Objective, model: nn.Module, x: torch.Tensor, y: torch.Tensor, g: torch.Generator
+    ctx: UnlearnContext, model: nn.Module, x: torch.Tensor, y: torch.Tensor
 ) -> torch.Tensor:
     """Cross-entropy on clean inputs for a classifier; the objective's loss for an encoder."""
-    if is_contrastive(objective):
-        return objective.loss(model, x, y, g)
+    if ctx.paradigm == "contrastive":
+        return ctx.objective.loss(model, x, y, ctx.generator)
     return F.cross_entropy(model(x).float(), y)
 
 
 def squared_grad_importance(
-    model: nn.Module, data: Data, objective: Objective, batch_size: int, g: torch.Generator
+    model: nn.Module, data: Data, ctx: UnlearnContext
 ) -> list[torch.Tensor]:
-    """Mean over mini-batches of the squared batch-loss gradient (SSD's importance)."""
+    """Mean over mini-batches of the squared batch-loss gradient (SSD's importance).
+
+    Batches of the recipe's batch size, in order.
+    """
     params = [q for q in model.parameters() if q.requires_grad]
     imp = [torch.zeros_like(q) for q in params]
     x, y = data
+    batch_size = ctx.recipe.batch_size
     batches = 0
     for start in range(0, x.shape[0], batch_size):
-        loss = batch_loss(
-            objective, model, x[start : start + batch_size], y[start : start + batch_size], g
-        )
+        loss = batch_loss(ctx, model, x[start : start + batch_size], y[start : start + batch_size])
         for acc, gr in zip(imp, torch.autograd.grad(loss, params), strict=True):
             acc += gr.float() ** 2
         batches += 1
@@ -78,7 +73,7 @@ class SSDParams:
 
 
 @register
-class SSD(Unlearner):
+class SSD(TrainingFreeUnlearner):
     """Selective Synaptic Dampening: shrink the weights specialised to the forget set.
 
     Foster, Schoepf & Brintrup 2024, "Fast Machine Unlearning Without Retraining
@@ -98,31 +93,17 @@ class SSD(Unlearner):
     summary = "dampen weights far more important to forget than to all data (no training)"
     Params = SSDParams
 
-    def max_steps(self, n_forget: int, n_retain: int, recipe: Recipe) -> int:
-        return 0
-
-    def _unlearn(
-        self,
-        model: nn.Module,
-        forget: Data,
-        retain: Data,
-        *,
-        objective: Objective,
-        recipe: Recipe,
-        generator: torch.Generator,
-        progress: bool,
-        reference: Data | None = None,
-    ) -> nn.Module:
+    def _unlearn(self, model: nn.Module, request: ForgetRequest, ctx: UnlearnContext) -> nn.Module:
         p: SSDParams = self.params
         model.eval()
+        forget, retain = request.forget, request.retain
         full = (
             (torch.cat([forget[0], retain[0]]), torch.cat([forget[1], retain[1]]))
             if p.importance_set == "full"
             else retain
         )
-        bs = recipe.batch_size
-        i_d = squared_grad_importance(model, full, objective, bs, generator)
-        i_f = squared_grad_importance(model, forget, objective, bs, generator)
+        i_d = squared_grad_importance(model, full, ctx)
+        i_f = squared_grad_importance(model, forget, ctx)
         params = [q for q in model.parameters() if q.requires_grad]
         with torch.no_grad():
             for q, d, f in zip(params, i_d, i_f, strict=True):
@@ -187,7 +168,7 @@ class FisherParams:
 
 
 @register
-class FisherForgetting(Unlearner):
+class FisherForgetting(TrainingFreeUnlearner):
     """Fisher forgetting: Gaussian noise shaped by the inverse Fisher of the retain set.
 
     Golatkar, Achille & Soatto 2020, "Eternal Sunshine of the Spotless Net:
@@ -211,25 +192,11 @@ class FisherForgetting(Unlearner):
     summary = "add noise scaled by the inverse retain Fisher (no training)"
     Params = FisherParams
 
-    def max_steps(self, n_forget: int, n_retain: int, recipe: Recipe) -> int:
-        return 0
-
-    def _unlearn(
-        self,
-        model: nn.Module,
-        forget: Data,
-        retain: Data,
-        *,
-        objective: Objective,
-        recipe: Recipe,
-        generator: torch.Generator,
-        progress: bool,
-        reference: Data | None = None,
-    ) -> nn.Module:
-        require_supervised(self.name, objective)
+    def _unlearn(self, model: nn.Module, request: ForgetRequest, ctx: UnlearnContext) -> nn.Module:
         p: FisherParams = self.params
+        generator = ctx.generator
         model.eval()
-        x = retain[0]
+        x = request.retain[0]
         if 0 < p.samples < x.shape[0]:
             x = x[torch.randperm(x.shape[0], generator=generator, device=x.device)[: p.samples]]
         fisher = true_fisher_diag(model, x)

@@ -72,10 +72,12 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
-from learning.train import Objective, Recipe
-from unlearners._common import BOTH, draw, index_set, is_contrastive, non_negative, positive, tune
+from learning.train import Objective
+from unlearners._common import BOTH, draw, index_set, non_negative, positive
 from unlearners._contrastive import nt_xent_single, temperature_of
-from unlearners.base import Data, Unlearner, UnlearnerError, register, steps_for
+from unlearners.base import UnlearnerError, register
+from unlearners.request import ForgetRequest, UnlearnContext
+from unlearners.tuning import FineTuneUnlearner, Tuning
 
 VARIANTS = ("member_only", "matched")
 SCOPES = ("all", "head")
@@ -223,7 +225,7 @@ def penalty_term(
 
 
 @register
-class GradientConstraint(Unlearner):
+class GradientConstraint(FineTuneUnlearner):
     """Gradient-constraint unlearning (Wang & Chen 2024); see the module docstring.
 
     Objective per step: ``L_train(B_r) + lambda * P`` with ``P`` a WGAN-GP-style
@@ -239,23 +241,11 @@ class GradientConstraint(Unlearner):
     paradigms = BOTH
     summary = "retain loss + penalty making forget gradient norms look non-member (Wang & Chen)"
     Params = GradientConstraintParams
+    trains_on = ("forget",)
 
-    def max_steps(self, n_forget: int, n_retain: int, recipe: Recipe) -> int:
-        return steps_for(n_forget, recipe.batch_size, self.params.epochs)
-
-    def _unlearn(
-        self,
-        model: nn.Module,
-        forget: Data,
-        retain: Data,
-        *,
-        objective: Objective,
-        recipe: Recipe,
-        generator: torch.Generator,
-        progress: bool,
-        reference: Data | None = None,
-    ) -> nn.Module:
+    def tuning(self, model: nn.Module, request: ForgetRequest, ctx: UnlearnContext) -> Tuning:
         p: GradientConstraintParams = self.params
+        objective, reference, retain = ctx.objective, request.reference, request.retain
         if p.variant == "matched" and (reference is None or reference[0].shape[0] == 0):
             raise UnlearnerError(
                 "gradient_constraint with variant='matched' needs non-member reference data: "
@@ -263,15 +253,15 @@ class GradientConstraint(Unlearner):
             )
         norms: NormFn = (
             contrastive_grad_norms(objective, p.scope)
-            if is_contrastive(objective)
+            if ctx.paradigm == "contrastive"
             else partial(supervised_grad_norms, scope=p.scope)
         )
-        xf, yf = forget
+        xf, yf = request.forget
 
         def loss(
             m: nn.Module, idx: torch.Tensor, _: torch.Tensor, g: torch.Generator
         ) -> torch.Tensor:
-            xr, yr = draw(retain, recipe.batch_size, g)
+            xr, yr = draw(retain, ctx.recipe.batch_size, g)
             train = objective.loss(m, xr, yr, g)
             m.eval()
             g_f = norms(m, xf[idx], yf[idx], g, True)
@@ -283,6 +273,4 @@ class GradientConstraint(Unlearner):
             m.train()
             return train + p.penalty * penalty_term(g_f, target, p.one_sided)
 
-        return tune(
-            self, model, *index_set(xf.shape[0], xf.device), loss, recipe, generator, progress
-        )
+        return Tuning(loss, data=index_set(xf.shape[0], xf.device))

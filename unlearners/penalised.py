@@ -12,13 +12,14 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from learning.train import Objective, Recipe
-from unlearners._common import BOTH, draw, non_negative, positive, tune
-from unlearners.base import Data, Unlearner, register, steps_for
+from unlearners._common import BOTH, draw, non_negative
+from unlearners.base import register
+from unlearners.request import ForgetRequest, UnlearnContext
+from unlearners.tuning import FineTuneUnlearner, TuneParams, Tuning
 
 
 @dataclass(frozen=True)
-class NegGradPlusParams:
+class NegGradPlusParams(TuneParams):
     """NegGrad+ hyper-parameters.
 
     Attributes:
@@ -32,13 +33,12 @@ class NegGradPlusParams:
     forget_weight: float = 0.5
 
     def __post_init__(self) -> None:
-        positive("epochs", self.epochs)
-        positive("lr_scale", self.lr_scale)
+        super().__post_init__()
         non_negative("forget_weight", self.forget_weight)
 
 
 @register
-class NegGradPlus(Unlearner):
+class NegGradPlus(FineTuneUnlearner):
     """NegGrad+: descend on the retain loss while ascending on the forget loss.
 
     Kurmanji et al. 2023, "Towards Unbounded Machine Unlearning" (NeurIPS), the
@@ -58,34 +58,21 @@ class NegGradPlus(Unlearner):
     summary = "retain loss minus weighted forget loss (NegGrad+)"
     Params = NegGradPlusParams
 
-    def max_steps(self, n_forget: int, n_retain: int, recipe: Recipe) -> int:
-        return steps_for(n_retain, recipe.batch_size, self.params.epochs)
-
-    def _unlearn(
-        self,
-        model: nn.Module,
-        forget: Data,
-        retain: Data,
-        *,
-        objective: Objective,
-        recipe: Recipe,
-        generator: torch.Generator,
-        progress: bool,
-        reference: Data | None = None,
-    ) -> nn.Module:
+    def tuning(self, model: nn.Module, request: ForgetRequest, ctx: UnlearnContext) -> Tuning:
         p: NegGradPlusParams = self.params
+        objective = ctx.objective
 
         def loss(
             m: nn.Module, x: torch.Tensor, y: torch.Tensor, g: torch.Generator
         ) -> torch.Tensor:
-            xf, yf = draw(forget, x.shape[0], g)
+            xf, yf = draw(request.forget, x.shape[0], g)
             return objective.loss(m, x, y, g) - p.forget_weight * objective.loss(m, xf, yf, g)
 
-        return tune(self, model, *retain, loss, recipe, generator, progress)
+        return Tuning(loss)
 
 
 @dataclass(frozen=True)
-class L1SparseParams:
+class L1SparseParams(TuneParams):
     """l1-sparse fine-tuning hyper-parameters.
 
     Attributes:
@@ -99,8 +86,7 @@ class L1SparseParams:
     l1: float = 2e-3
 
     def __post_init__(self) -> None:
-        positive("epochs", self.epochs)
-        positive("lr_scale", self.lr_scale)
+        super().__post_init__()
         non_negative("l1", self.l1)
 
 
@@ -110,7 +96,7 @@ def l1_norm(model: nn.Module) -> torch.Tensor:
 
 
 @register
-class L1Sparse(Unlearner):
+class L1Sparse(FineTuneUnlearner):
     """Fine-tune on the retain set with a linearly decaying l1 penalty.
 
     Jia et al. 2023, "Model Sparsity Can Simplify Machine Unlearning" (NeurIPS),
@@ -128,23 +114,10 @@ class L1Sparse(Unlearner):
     summary = "fine-tune on retain with a linearly decaying l1 penalty (sparsity-aided MU)"
     Params = L1SparseParams
 
-    def max_steps(self, n_forget: int, n_retain: int, recipe: Recipe) -> int:
-        return steps_for(n_retain, recipe.batch_size, self.params.epochs)
-
-    def _unlearn(
-        self,
-        model: nn.Module,
-        forget: Data,
-        retain: Data,
-        *,
-        objective: Objective,
-        recipe: Recipe,
-        generator: torch.Generator,
-        progress: bool,
-        reference: Data | None = None,
-    ) -> nn.Module:
+    def tuning(self, model: nn.Module, request: ForgetRequest, ctx: UnlearnContext) -> Tuning:
         p: L1SparseParams = self.params
-        total = max(1, self.max_steps(forget[0].shape[0], retain[0].shape[0], recipe))
+        objective = ctx.objective
+        total = max(1, self.max_steps(request.n_forget, request.n_retain, ctx.recipe))
         step = [0]
 
         def loss(
@@ -156,4 +129,4 @@ class L1Sparse(Unlearner):
         def advance(_: nn.Module) -> None:
             step[0] += 1
 
-        return tune(self, model, *retain, loss, recipe, generator, progress, after_step=advance)
+        return Tuning(loss, after_step=advance)

@@ -8,21 +8,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from learning.train import Objective, Recipe
-from unlearners._common import (
-    SUPERVISED,
-    in_unit,
-    num_outputs,
-    positive,
-    require_supervised,
-    tune,
-    wrong_labels,
-)
-from unlearners.base import Data, Unlearner, register, steps_for
+from unlearners._common import SUPERVISED, in_unit, num_outputs, wrong_labels
+from unlearners.base import register
+from unlearners.request import Data, ForgetRequest, UnlearnContext
+from unlearners.tuning import FineTuneUnlearner, TuneParams, Tuning
 
 
 @dataclass(frozen=True)
-class RandomLabelParams:
+class RandomLabelParams(TuneParams):
     """Random-label hyper-parameters.
 
     Attributes:
@@ -33,21 +26,16 @@ class RandomLabelParams:
     epochs: float = 1.0
     lr_scale: float = 0.5
 
-    def __post_init__(self) -> None:
-        positive("epochs", self.epochs)
-        positive("lr_scale", self.lr_scale)
 
-
-def relabelled(
-    model: nn.Module, forget: Data, retain: Data, generator: torch.Generator
-) -> tuple[torch.Tensor, torch.Tensor]:
+def relabelled(model: nn.Module, request: ForgetRequest, generator: torch.Generator) -> Data:
     """Forget samples with random wrong labels, concatenated with the retain set."""
+    forget, retain = request.forget, request.retain
     wrong = wrong_labels(forget[1], num_outputs(model), generator)
     return torch.cat([forget[0], retain[0]]), torch.cat([wrong, retain[1]])
 
 
 @register
-class RandomLabel(Unlearner):
+class RandomLabel(FineTuneUnlearner):
     """Fine-tune on the forget set with random wrong labels, mixed with the retain set.
 
     Golatkar et al. 2020 / Graves et al. 2021 ("Amnesiac Machine Learning")
@@ -65,25 +53,10 @@ class RandomLabel(Unlearner):
     paradigms = SUPERVISED
     summary = "train on forget with random wrong labels, mixed with retain"
     Params = RandomLabelParams
+    trains_on = ("forget", "retain")
 
-    def max_steps(self, n_forget: int, n_retain: int, recipe: Recipe) -> int:
-        return steps_for(n_forget + n_retain, recipe.batch_size, self.params.epochs)
-
-    def _unlearn(
-        self,
-        model: nn.Module,
-        forget: Data,
-        retain: Data,
-        *,
-        objective: Objective,
-        recipe: Recipe,
-        generator: torch.Generator,
-        progress: bool,
-        reference: Data | None = None,
-    ) -> nn.Module:
-        require_supervised(self.name, objective)
-        x, y = relabelled(model, forget, retain, generator)
-        return tune(self, model, x, y, objective.loss, recipe, generator, progress)
+    def tuning(self, model: nn.Module, request: ForgetRequest, ctx: UnlearnContext) -> Tuning:
+        return Tuning(ctx.objective.loss, data=relabelled(model, request, ctx.generator))
 
 
 @dataclass(frozen=True)
@@ -134,7 +107,7 @@ def saliency_mask(
 
 
 @register
-class SalUn(Unlearner):
+class SalUn(RandomLabel):
     """SalUn: random-label unlearning restricted to the forget-salient weights.
 
     Fan et al. 2024, "SalUn: Empowering Machine Unlearning via Gradient-based
@@ -154,26 +127,12 @@ class SalUn(Unlearner):
     summary = "random-label unlearning on forget-salient weights only (weight saliency)"
     Params = SalUnParams
 
-    def max_steps(self, n_forget: int, n_retain: int, recipe: Recipe) -> int:
-        return steps_for(n_forget + n_retain, recipe.batch_size, self.params.epochs)
-
-    def _unlearn(
-        self,
-        model: nn.Module,
-        forget: Data,
-        retain: Data,
-        *,
-        objective: Objective,
-        recipe: Recipe,
-        generator: torch.Generator,
-        progress: bool,
-        reference: Data | None = None,
-    ) -> nn.Module:
-        require_supervised(self.name, objective)
+    def tuning(self, model: nn.Module, request: ForgetRequest, ctx: UnlearnContext) -> Tuning:
         p: SalUnParams = self.params
         params = [q for q in model.parameters() if q.requires_grad]
-        masks = saliency_mask(model, forget, p.ratio, recipe.batch_size)
+        masks = saliency_mask(model, request.forget, p.ratio, ctx.recipe.batch_size)
         originals = [q.detach().clone() for q in params]
+        data = relabelled(model, request, ctx.generator)
         hooks = [
             q.register_hook(lambda g, m=m: g * m.to(g.dtype))
             for q, m in zip(params, masks, strict=True)
@@ -184,10 +143,8 @@ class SalUn(Unlearner):
                 for q, m, q0 in zip(params, masks, originals, strict=True):
                     q.copy_(torch.where(m, q, q0))
 
-        x, y = relabelled(model, forget, retain, generator)
-        try:
-            tune(self, model, x, y, objective.loss, recipe, generator, progress, after_step=restore)
-        finally:
+        def unhook() -> None:
             for h in hooks:
                 h.remove()
-        return model
+
+        return Tuning(ctx.objective.loss, data=data, after_step=restore, cleanup=unhook)

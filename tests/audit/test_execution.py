@@ -17,7 +17,7 @@ import torch
 from click.testing import CliRunner
 
 import audit.production as production
-import unlearners.basic as basic
+import unlearners.tuning as tuning
 from audit import execution
 from audit.cli import main
 from audit.config import ConfigError, from_dict
@@ -154,7 +154,7 @@ def test_interrupted_under_ray_resumes_under_local(
         return real(*args, **kwargs)
 
     monkeypatch.setattr(production, "fit", counting)
-    monkeypatch.setattr(basic, "fit", counting)
+    monkeypatch.setattr(tuning, "fit", counting)  # retrain and the fine-tuning methods
     res = run_audit(from_dict(TINY), run, **QUIET)
     assert not {"original", "reference", "planted", "shadow"} & set(fits)  # trained nothing
     after = _store(run)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import audit.production as pipeline
-import unlearners.basic as basic
+import unlearners.tuning as tuning
 from audit.config import from_dict
 from audit.pipeline import run_audit
 
@@ -28,7 +28,7 @@ def _count_fits(monkeypatch):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(pipeline, "fit", counting)
-    monkeypatch.setattr(basic, "fit", counting)
+    monkeypatch.setattr(tuning, "fit", counting)  # retrain and the fine-tuning methods
     return calls
 
 
