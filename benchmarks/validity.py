@@ -72,32 +72,30 @@ def partial_retrain(keep: float) -> Any:
 
     import torch
 
-    from learning.models import reinitialize
-    from learning.train import fit
-    from unlearners.base import Unlearner, seed_from, steps_for
+    from unlearners.basic import Retrain
+    from unlearners.tuning import Tuning
 
     @dataclass(frozen=True)
     class KeepParams:
         keep: float = 0.0
 
-    class PartialRetrain(Unlearner):
+    class PartialRetrain(Retrain):
+        """``retrain`` (the recipe's epochs and learning rate) on retain + the kept records."""
+
         name = f"keep{int(round(keep * 100)):03d}"
-        paradigms = frozenset({"supervised", "contrastive"})
         summary = "benchmark: retrain on retain + a known share of the forget request"
         Params = KeepParams
 
-        def max_steps(self, n_forget: int, n_retain: int, recipe: Any) -> int:
-            kept = int(round(self.params.keep * n_forget))
-            return steps_for(n_retain + kept, recipe.batch_size, recipe.epochs)
+        def train_size(self, n_forget: int, n_retain: int) -> int:
+            return n_retain + int(round(self.params.keep * n_forget))
 
-        def _unlearn(self, model, forget, retain, *, objective, recipe, generator, progress):  # type: ignore[no-untyped-def]
-            n = forget[0].shape[0]
-            idx = torch.randperm(n, generator=generator, device=generator.device)
+        def tuning(self, model, request, ctx):  # type: ignore[no-untyped-def]
+            n = request.n_forget
+            idx = torch.randperm(n, generator=ctx.generator, device=ctx.generator.device)
             idx = idx[: int(round(self.params.keep * n))]
-            x = torch.cat([retain[0], forget[0][idx]])
-            y = torch.cat([retain[1], forget[1][idx]])
-            reinitialize(model, seed_from(generator))
-            return fit(model, x, y, objective.loss, recipe, generator)
+            x = torch.cat([request.retain[0], request.forget[0][idx]])
+            y = torch.cat([request.retain[1], request.forget[1][idx]])
+            return Tuning(super().tuning(model, request, ctx).loss, data=(x, y))
 
     return PartialRetrain(keep=keep)
 

@@ -45,10 +45,13 @@ class ForgetByRelabel(Unlearner):
     summary = "example: relabel forget samples to their runner-up class"
     Params = DampenParams
 
-    def _unlearn(self, model, forget, retain, *, objective, recipe, generator, progress):
+    def _unlearn(self, model, request, ctx):
+        """``request`` holds the forget and retain (x, y) tensors, ``ctx`` the objective,
+        recipe and generator of the run (docs/python-api.md)."""
+        generator = ctx.generator
         opt = torch.optim.SGD(model.parameters(), lr=self.params.lr, momentum=0.9)
-        fx, fy = forget
-        rx, ry = retain
+        fx, fy = request.forget
+        rx, ry = request.retain
         with torch.no_grad():
             runner_up = model(fx).scatter(1, fy[:, None], float("-inf")).argmax(1)
         for _ in range(self.params.steps):

@@ -99,14 +99,19 @@ def test_an_old_style_plugin_runs_like_the_new_one_and_warns_once_per_class(clas
 
 
 def test_new_style_and_built_in_methods_do_not_warn(classifier, encoder):
+    from examples.finetune_method import RetainConfuse  # the docs' worked example
+
+    built_in = [unlearners.get(n) for n in unlearners.available()]
+    built_in = [cls for cls in built_in if cls.__module__.startswith("unlearners.")]
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
         audit_call(NewRetrain(), classifier)
-        for name in unlearners.available():
-            cls = unlearners.get(name)
-            s = classifier if "supervised" in cls.paradigms else encoder
-            audit_call(cls(), s)
+        audit_call(RetainConfuse(), classifier)
+        for cls in built_in:
+            audit_call(cls(), classifier if "supervised" in cls.paradigms else encoder)
     assert deprecations(record) == []
+    assert len(built_in) == 14
+    assert RetainConfuse().max_steps(16, 80, RECIPE) == 2 * 5  # derived: 2 epochs over retain
 
 
 def test_the_paradigm_is_decided_once_from_the_objective(classifier, encoder):

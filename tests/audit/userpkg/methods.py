@@ -23,11 +23,10 @@ class RetainOnly(Unlearner):
     summary = "in-house exact unlearning (test plugin)"
     Params = RetainOnlyParams
 
-    def _unlearn(self, model, forget, retain, *, objective, recipe, generator, progress):
-        reinitialize(model, seed_from(generator))
-        plain_train(
-            model, *retain, epochs=self.params.epochs, lr=self.params.lr, generator=generator
-        )
+    def _unlearn(self, model, request, ctx):
+        reinitialize(model, seed_from(ctx.generator))
+        p = self.params
+        plain_train(model, *request.retain, epochs=p.epochs, lr=p.lr, generator=ctx.generator)
         return model
 
 
