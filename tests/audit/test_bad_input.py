@@ -7,6 +7,8 @@ after the run directory had been started. Each test reproduces one defect.
 import json
 import os
 import re
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -172,6 +174,51 @@ def test_5_a_read_only_out(d):
         _refused(res, lines, r"ro is not writable, so .*run cannot be created there", ro / "run")
     finally:
         ro.chmod(0o700)
+
+
+SETPRIV = shutil.which("setpriv")
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or SETPRIV is None, reason="needs root (and setpriv) to drop to nobody"
+)
+def test_5_a_read_only_out_as_a_user_who_is_not_root():
+    """The same defect for real where the suite runs as root (CI does): the CLI, started as
+    ``nobody`` by ``setpriv``, meets a folder it may not write, with no stand-in."""
+    import subprocess
+    import sys
+    import tempfile
+
+    d = Path(tempfile.mkdtemp(prefix="unlearn-audit-ro-"))  # pytest's folders are root's alone
+    try:
+        d.chmod(0o755)
+        (d / "fast.toml").write_text(FAST)
+        _npz(d / "ok.npz")
+        for name in ("fast.toml", "ok.npz"):
+            (d / name).chmod(0o644)
+        (d / "home").mkdir(mode=0o777)
+        (d / "home").chmod(0o777)
+        (d / "ro").mkdir()
+        (d / "ro").chmod(0o555)
+        cmd = [sys.executable, "-m", "audit.cli", *map(str, _audit(d, "--out", d / "ro" / "run"))]
+        home = str(d / "home")
+        res = subprocess.run(
+            [SETPRIV, "--reuid=65534", "--regid=65534", "--clear-groups", *cmd],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "HOME": home, "MPLCONFIGDIR": home},
+            cwd=Path(__file__).resolve().parents[2],
+            timeout=300,
+        )
+        lines = [ln for ln in (res.stdout + res.stderr).splitlines() if ln.strip()]
+        assert res.returncode == 2, res.stdout + res.stderr
+        assert "Traceback" not in res.stderr
+        assert len(lines) == 1 and re.search(
+            r"^error: .*ro is not writable, so .*ro/run cannot be created there", lines[0]
+        ), lines
+        assert sorted(p.name for p in (d / "ro").iterdir()) == []
+    finally:
+        shutil.rmtree(d)
 
 
 def test_5_an_out_whose_permission_bits_refuse_writing(d, monkeypatch):

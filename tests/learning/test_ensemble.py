@@ -54,6 +54,11 @@ def _max_diff(a: nn.Module, b: nn.Module) -> float:
     return max(float((sa[k].double() - sb[k].double()).abs().max()) for k in sa)
 
 
+def _gap(seq: list[nn.Module], bat: list[nn.Module]) -> float:
+    """The largest difference between a sequential model and its batched twin."""
+    return max(_max_diff(a, b) for a, b in zip(seq, bat, strict=True))
+
+
 # sizes 70, 64, 33 with batch 16: 5, 4 and 3 steps per epoch, ragged last batches of 6 and 1,
 # so models finish at different steps (masking) and batches of one step differ in size.
 RAGGED = (70, 64, 33)
@@ -67,6 +72,49 @@ RAGGED = (70, 64, 33)
 # Measurements: docs/reliability.md.
 
 
+def engine_runs(arch: str, optimizer: str, schedule: str, seed: int = 0, dtype=torch.float64):
+    """The sequential and batched models on RAGGED subsets, and one of another stream.
+
+    ``seed`` shifts every seed of the test's draw (0): data ``seed``, subsets ``seed + 1``,
+    models ``seed + i``, generators ``seed + 5, 6, 7``, the other stream's ``seed + 99``.
+    """
+    x, y = _data(seed=seed)
+    x = x.to(dtype)
+    lr = 0.05 if optimizer == "sgd" else 1e-3
+    recipe = Recipe(epochs=3, batch_size=16, lr=lr, optimizer=optimizer, schedule=schedule)
+    aug = Augment(padding=1, flip=True)
+    subsets = _subsets(len(x), RAGGED, seed=seed + 1)
+    seq, bat = _both(
+        lambda i: make_model(arch, (1, 8, 8), 10, seed + i).to(dtype),
+        x,
+        y,
+        subsets,
+        recipe,
+        aug,
+        [seed + 5, seed + 6, seed + 7],
+    )
+    other = fit(
+        make_model(arch, (1, 8, 8), 10, seed).to(dtype),
+        x[subsets[0]],
+        y[subsets[0]],
+        CrossEntropy(aug).loss,
+        recipe,
+        make_generator(seed + 99, CPU),
+    )
+    return seq, bat, other
+
+
+def measure_engine_gap(
+    arch: str, optimizer: str, schedule: str, seed: int, dtype=torch.float64
+) -> dict[str, float]:
+    """Max |sequential - batched| over ``engine_runs``' models, and the other stream's distance."""
+    seq, bat, other = engine_runs(arch, optimizer, schedule, seed, dtype)
+    return {
+        "max |seq - batched|": _gap(seq, bat),
+        "|other stream - seq|": _max_diff(other, seq[0]),
+    }
+
+
 @pytest.mark.parametrize(
     ("arch", "optimizer", "schedule", "tol"),
     [
@@ -77,56 +125,63 @@ RAGGED = (70, 64, 33)
     ],
 )
 def test_batched_engine_gives_the_sequential_models(arch, optimizer, schedule, tol):
-    x, y = _data()
-    x = x.double()
-    lr = 0.05 if optimizer == "sgd" else 1e-3
-    recipe = Recipe(epochs=3, batch_size=16, lr=lr, optimizer=optimizer, schedule=schedule)
-    aug = Augment(padding=1, flip=True)
-    subsets = _subsets(len(x), RAGGED)
-    seq, bat = _both(
-        lambda i: make_model(arch, (1, 8, 8), 10, i).double(),
-        x,
-        y,
-        subsets,
-        recipe,
-        aug,
-        [5, 6, 7],
-    )
+    seq, bat, other = engine_runs(arch, optimizer, schedule)
     for a, b in zip(seq, bat, strict=True):
         assert next(b.parameters()).dtype == torch.float64
         assert _max_diff(a, b) < tol
         assert not b.training
     # the tolerance is far below what another shuffling/augmentation stream gives
-    other = fit(
-        make_model(arch, (1, 8, 8), 10, 0).double(),
-        x[subsets[0]],
-        y[subsets[0]],
-        CrossEntropy(aug).loss,
-        recipe,
-        make_generator(99, CPU),
-    )
     assert _max_diff(other, seq[0]) > 100 * tol
 
 
-def test_batchnorm_running_statistics_follow_each_model():
-    # float64 (see RAGGED): 1.5e-8 at most over 8 seeds; float32 gave up to 4e-7
-    x, y = _data(shape=(3, 8, 8))
+def batchnorm_runs(seed: int = 0, dtype=torch.float64):
+    """conv + BatchNorm models of both engines; ``seed`` shifts the test's seeds (0)."""
+    x, y = _data(shape=(3, 8, 8), seed=seed)
 
     def build(i):
-        torch.manual_seed(i)
+        torch.manual_seed(seed + i)
         return nn.Sequential(
             nn.Conv2d(3, 8, 3, padding=1),
             nn.BatchNorm2d(8),
             nn.ReLU(),
             nn.Flatten(),
             nn.Linear(8 * 64, 10),
-        ).double()
+        ).to(dtype)
 
     recipe = Recipe(epochs=2, batch_size=16, lr=0.05)
-    seq, bat = _both(build, x.double(), y, _subsets(len(x), (70, 35)), recipe, Augment(1), [3, 4])
+    subsets = _subsets(len(x), (70, 35), seed=seed + 1)
+    return _both(build, x.to(dtype), y, subsets, recipe, Augment(1), [seed + 3, seed + 4])
+
+
+def measure_batchnorm_gap(seed: int, dtype=torch.float64) -> dict[str, float]:
+    return {"max |seq - batched|": _gap(*batchnorm_runs(seed, dtype))}
+
+
+def test_batchnorm_running_statistics_follow_each_model():
+    # float64 (see RAGGED): 1.5e-8 at most over 8 seeds; float32 gave up to 4e-7
+    seq, bat = batchnorm_runs()
     for a, b in zip(seq, bat, strict=True):
         assert _max_diff(a, b) < 1e-6
         assert int(b[1].num_batches_tracked) == int(a[1].num_batches_tracked) > 0
+
+
+def resnet18_runs(seed: int = 0, dtype=torch.float64):
+    """Two steps of ResNet-18 in both engines; ``seed`` shifts the test's seeds (0)."""
+    x, y = _data(n=64, shape=(3, 16, 16), seed=seed)
+    recipe = Recipe(epochs=1, batch_size=8, lr=0.01)
+    return _both(
+        lambda i: make_model("resnet18", (3, 16, 16), 10, seed + i).to(dtype),
+        x.to(dtype),
+        y,
+        _subsets(len(x), (16, 12), seed=seed + 1),
+        recipe,
+        Augment(2, True),
+        [seed + 1, seed + 2],
+    )
+
+
+def measure_resnet18_gap(seed: int, dtype=torch.float64) -> dict[str, float]:
+    return {"max |seq - batched|": _gap(*resnet18_runs(seed, dtype))}
 
 
 def test_resnet18_first_steps_agree():
@@ -135,17 +190,7 @@ def test_resnet18_first_steps_agree():
     # float64 (see RAGGED): there the engines agree to 1.9e-9 at most over 8 seeds (the float32
     # learning-rate table again), while another generator's stream differs by 0.14 or more.
     # Sizes 16 and 12 with batch 8: the second step batches 8 and 4 samples, in separate calls.
-    x, y = _data(n=64, shape=(3, 16, 16))
-    recipe = Recipe(epochs=1, batch_size=8, lr=0.01)
-    seq, bat = _both(
-        lambda i: make_model("resnet18", (3, 16, 16), 10, i).double(),
-        x.double(),
-        y,
-        _subsets(len(x), (16, 12)),
-        recipe,
-        Augment(2, True),
-        [1, 2],
-    )
+    seq, bat = resnet18_runs()
     for a, b in zip(seq, bat, strict=True):
         assert next(b.parameters()).dtype == torch.float64
         assert _max_diff(a, b) < 1e-6

@@ -5,9 +5,17 @@ from __future__ import annotations
 import pytest
 import torch
 
-from learning import CrossEntropy, make_generator, make_model
+from learning import make_generator, make_model
 from learning.train import fit
-from tests.unlearners.helpers import CPU, TRAIN, NoisyViews, Setup, make_data, split
+from tests.unlearners.helpers import (
+    CPU,
+    TRAIN,
+    NoisyViews,
+    Setup,
+    classifier_setup,
+    make_data,
+    split,
+)
 
 
 @pytest.fixture(scope="package", autouse=True)
@@ -22,12 +30,7 @@ def one_thread():
 
 @pytest.fixture(scope="package")
 def classifier(one_thread: None) -> Setup:
-    x, y = make_data(0)
-    forget, retain, reference = split(x, y)
-    model = make_model("mlp", (1, 8, 8), 3, seed=0, width=64)
-    xm, ym = torch.cat([forget[0], retain[0]]), torch.cat([forget[1], retain[1]])
-    fit(model, xm, ym, CrossEntropy().loss, TRAIN, make_generator(0, CPU))
-    return Setup(model, CrossEntropy(), forget, retain, reference)
+    return classifier_setup(0)
 
 
 @pytest.fixture(scope="package")

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from learning import Recipe, make_generator
+from learning import CrossEntropy, Recipe, make_generator, make_model
+from learning.train import fit
 from unlearners._contrastive import nt_xent_pairs
 
 CPU = torch.device("cpu")
@@ -68,6 +69,20 @@ def make_data(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
 def split(x: torch.Tensor, y: torch.Tensor) -> tuple:
     """Forget (16), retain (80) and non-member reference (32) parts."""
     return (x[:16], y[:16]), (x[16:96], y[16:96]), (x[96:], y[96:])
+
+
+def classifier_setup(seed: int) -> Setup:
+    """The supervised original of classifier seed ``seed`` (data, model and training stream).
+
+    The ``classifier`` fixture is seed 0; benchmarks/margins.py measures the unlearner tests
+    over other seeds.
+    """
+    x, y = make_data(seed)
+    forget, retain, reference = split(x, y)
+    model = make_model("mlp", (1, 8, 8), 3, seed=seed, width=64)
+    xm, ym = torch.cat([forget[0], retain[0]]), torch.cat([forget[1], retain[1]])
+    fit(model, xm, ym, CrossEntropy().loss, TRAIN, make_generator(seed, CPU))
+    return Setup(model, CrossEntropy(), forget, retain, reference)
 
 
 def run(name: str, s: Setup, seed: int = 0, reference: bool = True, **params: object) -> nn.Module:

@@ -70,6 +70,21 @@ def alignment_drops(before, after, s: Setup) -> tuple[float, float]:
     )
 
 
+def measure_calibration(seed: int, unlearning_seed: int) -> dict[str, float]:
+    """Alignment drops of AC on the encoder of ``seed``, and against its alpha = 0 control."""
+    s = calibration_setup(seed)
+    out = calibrate(s, seed=unlearning_seed)
+    control = calibrate(s, alpha=0.0, seed=unlearning_seed)
+    f_drop, r_drop = alignment_drops(s.model, out, s)
+    f_effect, r_effect = alignment_drops(control, out, s)
+    return {
+        "forget drop": f_drop,
+        "retain drop": r_drop,
+        "forget drop vs alpha 0": f_effect,
+        "retain drop vs alpha 0": r_effect,
+    }
+
+
 @pytest.fixture(scope="module")
 def calibration(one_thread: None) -> tuple[Setup, torch.nn.Module]:
     """The encoder of seed 1 and its alignment-calibrated copy."""
