@@ -65,11 +65,13 @@ RAGGED = (70, 64, 33)
 
 # The engines are compared in float64. In float32 the two engines' reduction orders differ
 # and training amplifies it: at other seeds than these the cnn models differ by up to 4e-4
-# after 3 epochs, and ATen's unvectorised kernels (ATEN_CPU_CAPABILITY=default, standing in for
-# another CPU) take cnn/sgd/cosine to 2.1e-6 > 1e-6 at these seeds. In float64 the engines
-# agree to 8e-9 at most over 8 seeds, the same at 1 and 2 threads and with those kernels: that
-# is the engine's float32 table of learning rates (with a float64 one it falls to 2e-15 or less).
-# Measurements: docs/reliability.md.
+# after 3 epochs (AVX2; 4.1e-5 on AVX-512 over benchmarks/margins.py's 8 seed offsets), and
+# ATen's unvectorised kernels (ATEN_CPU_CAPABILITY=default, standing in for another CPU) take
+# cnn/sgd/cosine to 2.1e-6 > 1e-6 at these seeds. In float64 the engines agree to 8e-9 at most
+# over 8 seeds on AVX2, the same at 1 and 2 threads and with those kernels (on AVX-512: 8.6e-9,
+# and 2 threads move the sgd cases' differences by 3e-17 at most): that is the engine's
+# float32 table of learning rates (with a float64 one it falls to 2e-15 or less).
+# Measurements: docs/reliability.md, rerun by benchmarks/margins.py (measure_* below).
 
 
 def engine_runs(arch: str, optimizer: str, schedule: str, seed: int = 0, dtype=torch.float64):
@@ -158,7 +160,8 @@ def measure_batchnorm_gap(seed: int, dtype=torch.float64) -> dict[str, float]:
 
 
 def test_batchnorm_running_statistics_follow_each_model():
-    # float64 (see RAGGED): 1.5e-8 at most over 8 seeds; float32 gave up to 4e-7
+    # float64 (see RAGGED): 1.5e-8 at most over 8 seeds (AVX2 and AVX-512 alike); float32 gave
+    # up to 4e-7 on AVX2, 1.9e-7 at 1 thread on AVX-512
     seq, bat = batchnorm_runs()
     for a, b in zip(seq, bat, strict=True):
         assert _max_diff(a, b) < 1e-6
@@ -186,8 +189,9 @@ def measure_resnet18_gap(seed: int, dtype=torch.float64) -> dict[str, float]:
 
 def test_resnet18_first_steps_agree():
     # ResNet-18 on tiny images is chaotic: in float32 the reduction order alone moves its weights
-    # by up to 1.0e-4 within these two steps (2.0e-5 +- 3.8e-5 over 8 seeds), so compare them in
-    # float64 (see RAGGED): there the engines agree to 1.9e-9 at most over 8 seeds (the float32
+    # by up to 1.0e-4 within these two steps (2.0e-5 +- 3.8e-5 over 8 seeds on AVX2; on AVX-512
+    # 2.2e-6 +- 4.7e-6, max 1.4e-5 at 1 thread), so compare them in float64 (see RAGGED): there
+    # the engines agree to 1.9e-9 at most over 8 seeds (AVX2; 2.1e-9 on AVX-512; the float32
     # learning-rate table again), while another generator's stream differs by 0.14 or more.
     # Sizes 16 and 12 with batch 8: the second step batches 8 and 4 samples, in separate calls.
     seq, bat = resnet18_runs()
