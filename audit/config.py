@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from learning.train import Recipe
+from unlearn_audit.learning.train import Recipe
 
 
 class ConfigError(ValueError):
@@ -395,7 +395,7 @@ def _build(cls: type, table: Any, prefix: str) -> Any:
 
 def _validate_values(cfg: AuditConfig) -> None:
     """Checks of single keys (a config file passes them on its own, before flags merge)."""
-    from audit.paradigms import get_paradigm
+    from unlearn_audit.audit.paradigms import get_paradigm
 
     get_paradigm(cfg.paradigm)
     a, v = cfg.attack, cfg.verdict
@@ -470,7 +470,7 @@ def _validate_values(cfg: AuditConfig) -> None:
 
 def _check_params(method: str, params: dict[str, Any]) -> None:
     """Check ``unlearn.params.METHOD`` against the fields of the method's ``Params``."""
-    import unlearners
+    from unlearn_audit import unlearners
 
     cls = unlearners.get(method).Params
     fields = {f.name for f in dataclasses.fields(cls)}

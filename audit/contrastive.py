@@ -37,13 +37,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from attacks.signals import logit_scaled_confidence
-from audit.config import AuditConfig, ContrastiveConfig
-from audit.plan import Plan
-from learning.augment import query_views
-from learning.contrastive import MoCo, SimCLR, representation
-from learning.data import Dataset
-from learning.probe import (
+from unlearn_audit.attacks.signals import logit_scaled_confidence
+from unlearn_audit.audit.config import AuditConfig, ContrastiveConfig
+from unlearn_audit.audit.plan import Plan
+from unlearn_audit.learning.augment import query_views
+from unlearn_audit.learning.contrastive import MoCo, SimCLR, representation
+from unlearn_audit.learning.data import Dataset
+from unlearn_audit.learning.probe import (
     LinearProbe,
     encodermi_similarity,
     features,
@@ -51,8 +51,8 @@ from learning.probe import (
     knn_predict,
     projection,
 )
-from learning.train import Objective, Recipe
-from learning.views import ViewAugment, default_views
+from unlearn_audit.learning.train import Objective, Recipe
+from unlearn_audit.learning.views import ViewAugment, default_views
 
 QUERY_SEED = 20210706  # seed of the query augmentations (the same for every model)
 CHUNK = 256  # samples per chunk of query views; part of the query seed schedule

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import spearmanr
 
-from audit.difficulty_features import (
+from unlearn_audit.audit.difficulty_features import (
     entanglement,
     grad_norms,
     loss_and_margin,

@@ -32,8 +32,8 @@ import torch
 from scipy.special import expit
 from torch import nn
 
-from attacks.registry import get as get_attack
-from audit.difficulty import (
+from unlearn_audit.attacks.registry import get as get_attack
+from unlearn_audit.audit.difficulty import (
     DifficultyIndex,
     apply_index,
     evaluate_on_target,
@@ -42,7 +42,7 @@ from audit.difficulty import (
     rank,
     spearman,
 )
-from audit.difficulty_features import (
+from unlearn_audit.audit.difficulty_features import (
     _median_distance,
     entanglement,
     grad_norms,
@@ -51,7 +51,7 @@ from audit.difficulty_features import (
     residual_from_bank,
     stein_self_score,
 )
-from learning.train import predict_logits
+from unlearn_audit.learning.train import predict_logits
 
 #: Feature names, in the order of the ``feature.<name>`` columns and the index.
 FEATURES = ("memorization", "lira", "loss", "margin", "grad_norm", "stein", "entanglement")

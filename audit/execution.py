@@ -39,11 +39,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 from tqdm.auto import tqdm
 
-from audit.config import ConfigError, ExecutionConfig
+from unlearn_audit.audit.config import ConfigError, ExecutionConfig
 
 if TYPE_CHECKING:  # the worker side imports audit.production lazily (no import cycle)
-    from audit.config import AuditConfig
-    from unlearners import Unlearner
+    from unlearn_audit.audit.config import AuditConfig
+    from unlearn_audit.unlearners import Unlearner
 
 MAX_RETRIES = 3  # Ray re-runs a job whose worker process died this many times
 
@@ -319,14 +319,14 @@ def _portable(exc: BaseException) -> BaseException:
 
 def warm_up() -> None:
     """Import what a job needs, so the first job of a worker does not wait for it."""
-    import audit.production  # noqa: F401  (torch, the models, the unlearners)
+    import unlearn_audit.audit.production  # noqa: F401  (torch, the models, the unlearners)
 
 
 def execute(state: WorkerState, job: Job) -> Receipt | Failure:
     """Run one job in a Ray worker: re-create the producer (once per audit) and run it."""
     import torch
 
-    from audit.production import Producer
+    from unlearn_audit.audit.production import Producer
 
     torch.set_num_threads(state.threads)
     producer = _PRODUCERS.get(state.token)

@@ -32,12 +32,12 @@ from typing import Any
 
 import numpy as np
 
-from attacks.epsilon import forget_quality, per_example_epsilon, signals_by_side
-from attacks.leakage import retain_exposure_increase
-from attacks.metrics import auc_ci, roc_metrics
-from attacks.registry import FIXED_VARIANCE_BELOW
-from attacks.ulira import ulira
-from audit.plan import Plan
+from unlearn_audit.attacks.epsilon import forget_quality, per_example_epsilon, signals_by_side
+from unlearn_audit.attacks.leakage import retain_exposure_increase
+from unlearn_audit.attacks.metrics import auc_ci, roc_metrics
+from unlearn_audit.attacks.registry import FIXED_VARIANCE_BELOW
+from unlearn_audit.attacks.ulira import ulira
+from unlearn_audit.audit.plan import Plan
 
 
 def bank_masks(keep: np.ndarray, plan: Plan) -> tuple[np.ndarray, np.ndarray]:

@@ -1,6 +1,6 @@
 """One writer per run directory: an advisory ``flock`` on ``RUN/.lock``.
 
-:func:`audit.run_audit` holds the lock from its first write to its return. A
+:func:`unlearn_audit.run_audit` holds the lock from its first write to its return. A
 second audit on the same directory fails at once with :class:`RunLockedError`
 (a :class:`~audit.config.ConfigError`: the CLI prints ``error: ...`` and exits
 with 2), naming the directory and the holder's pid. The operating system
@@ -27,7 +27,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from audit.config import ConfigError
+from unlearn_audit.audit.config import ConfigError
 
 try:
     import fcntl

@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from attacks.metrics import auc_ci, roc_metrics
-from attacks.registry import get as get_attack
-from audit.plan import Plan
+from unlearn_audit.attacks.metrics import auc_ci, roc_metrics
+from unlearn_audit.attacks.registry import get as get_attack
+from unlearn_audit.audit.plan import Plan
 
 FPRS = (0.001, 0.01)
 

@@ -14,15 +14,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from attacks.signals import logit_scaled_confidence
-from audit.contrastive import Contrastive
-from audit.plan import Plan
-from learning.augment import Augment, default_padding, query_views
-from learning.data import Dataset
-from learning.train import CrossEntropy, Objective, Recipe, accuracy, predict_logits
+from unlearn_audit.attacks.signals import logit_scaled_confidence
+from unlearn_audit.audit.contrastive import Contrastive
+from unlearn_audit.audit.plan import Plan
+from unlearn_audit.learning.augment import Augment, default_padding, query_views
+from unlearn_audit.learning.data import Dataset
+from unlearn_audit.learning.train import CrossEntropy, Objective, Recipe, accuracy, predict_logits
 
 if TYPE_CHECKING:
-    from audit.config import AuditConfig
+    from unlearn_audit.audit.config import AuditConfig
 
 
 class Paradigm(Protocol):
@@ -114,7 +114,7 @@ def get_paradigm(name: str, cfg: AuditConfig | None = None) -> Paradigm:
     with no argument (its defaults).
     """
     if name not in PARADIGMS:
-        from audit.config import ConfigError
+        from unlearn_audit.audit.config import ConfigError
 
         raise ConfigError(f"unknown paradigm '{name}'; valid: {', '.join(sorted(PARADIGMS))}")
     cls = PARADIGMS[name]

@@ -22,24 +22,34 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-import attacks.registry as attack_registry
-from audit import __version__
-from audit.config import RESERVED, AuditConfig, ConfigError, to_toml
-from audit.difficulty_audit import PoolData, run_difficulty
-from audit.forgetting import retain_leakage, ulira_block
-from audit.lock import RunLock
-from audit.measure import attack_metrics, attack_scores, forget_vs_nonmember, samples_csv
-from audit.plan import Plan, derive_seed
-from audit.production import AuditInputs, Producer, resolve_methods
-from audit.residual import (
+import unlearn_audit.attacks.registry as attack_registry
+from unlearn_audit.audit import __version__
+from unlearn_audit.audit.config import RESERVED, AuditConfig, ConfigError, to_toml
+from unlearn_audit.audit.difficulty_audit import PoolData, run_difficulty
+from unlearn_audit.audit.forgetting import retain_leakage, ulira_block
+from unlearn_audit.audit.lock import RunLock
+from unlearn_audit.audit.measure import (
+    attack_metrics,
+    attack_scores,
+    forget_vs_nonmember,
+    samples_csv,
+)
+from unlearn_audit.audit.plan import Plan, derive_seed
+from unlearn_audit.audit.production import AuditInputs, Producer, resolve_methods
+from unlearn_audit.audit.residual import (
     RECORD_ATTACK,
     effective_records,
     minimum_detectable_residual,
     record_evidence,
     record_weights,
 )
-from audit.rundir import ModelStore, atomic_savez, atomic_write_json, atomic_write_text
-from audit.verdict import (
+from unlearn_audit.audit.rundir import (
+    ModelStore,
+    atomic_savez,
+    atomic_write_json,
+    atomic_write_text,
+)
+from unlearn_audit.audit.verdict import (
     NEGATIVE_CONTROL,
     PLANTED_CONTROL,
     POSITIVE_CONTROL,
@@ -48,8 +58,8 @@ from audit.verdict import (
     apply_controls,
     judge,
 )
-from learning.data import Dataset
-from learning.train import CrossEntropy
+from unlearn_audit.learning.data import Dataset
+from unlearn_audit.learning.train import CrossEntropy
 
 CONTROLS = (NEGATIVE_CONTROL, POSITIVE_CONTROL)
 SCHEMA_VERSION = 2  # 2: residual, records, power (MDR) and the planted control
@@ -438,12 +448,13 @@ def run_audit(
     progress: bool = True,
     log: Callable[[str], None] | None = None,
     command: str | None = None,
-    render_report: bool = True,
+    finish: Callable[[Path], Path] | None = None,
 ) -> AuditResult:
     """Run a complete audit and write the run directory (see docs/design.md).
 
     One audit writes a run directory at a time (:class:`audit.lock.RunLock`): a second
-    one raises :class:`audit.lock.RunLockedError`.
+    one raises :class:`audit.lock.RunLockedError`. Most callers want
+    :func:`unlearn_audit.run_audit`, which also renders the report.
 
     Args:
         cfg: The validated configuration.
@@ -453,11 +464,13 @@ def run_audit(
         progress: Show progress bars.
         log: Receives one line per step (default: tqdm-safe print to stderr).
         command: The command line that reproduces the run (recorded in provenance).
-        render_report: Also render ``report.html``.
+        finish: Called with the run directory once every file is written, while the
+            lock is still held; what it returns is the result's ``report``
+            (:func:`unlearn_audit.run_audit` passes the report renderer).
     """
     logger = log or (lambda msg: tqdm.write(msg, file=sys.stderr))
     with RunLock(Path(out), log=logger) as lock:  # held until the last file is written
-        return _run_audit(cfg, out, lock, inputs, progress, logger, command, render_report)
+        return _run_audit(cfg, out, lock, inputs, progress, logger, command, finish)
 
 
 def _run_audit(
@@ -468,7 +481,7 @@ def _run_audit(
     progress: bool,
     log: Callable[[str], None] | None,
     command: str | None,
-    render_report: bool,
+    finish: Callable[[Path], Path] | None,
 ) -> AuditResult:
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
@@ -541,11 +554,7 @@ def _run_audit(
     _write(run_dir, plan, ds, models, shadow, scores, {**extra, **hard_cols})
     results["timings"] = {**timings, "total_seconds": round(time.perf_counter() - t_start, 3)}
     atomic_write_json(run_dir / "results.json", results)
-    report = None
-    if render_report:
-        from reports import render
-
-        report = render(run_dir)
+    report = finish(run_dir) if finish is not None else None
     return AuditResult(run_dir, results, report)
 
 

@@ -22,11 +22,11 @@ import numpy as np
 import torch
 from torch import nn
 
-import unlearners
-from attacks.shadows import unlearning_request
-from audit import __version__
-from audit.config import AuditConfig, ConfigError
-from audit.execution import (
+from unlearn_audit import unlearners
+from unlearn_audit.attacks.shadows import unlearning_request
+from unlearn_audit.audit import __version__
+from unlearn_audit.audit.config import AuditConfig, ConfigError
+from unlearn_audit.audit.execution import (
     Job,
     PackJob,
     TrainJob,
@@ -35,19 +35,19 @@ from audit.execution import (
     make_executor,
     threads_of,
 )
-from audit.paradigms import get_paradigm
-from audit.plan import Plan, derive_seed, make_plan
-from audit.rundir import ModelStore, cached, content_key, index_digest
-from learning.checkpoints import check_finite_weights, file_digest, load_checkpoint
-from learning.data import Dataset, default_size, load_dataset
-from learning.models import ModelError, make_model
-from learning.train import fit, make_generator, resolve_device
-from unlearners import Unlearner
+from unlearn_audit.audit.paradigms import get_paradigm
+from unlearn_audit.audit.plan import Plan, derive_seed, make_plan
+from unlearn_audit.audit.rundir import ModelStore, cached, content_key, index_digest
+from unlearn_audit.learning.checkpoints import check_finite_weights, file_digest, load_checkpoint
+from unlearn_audit.learning.data import Dataset, default_size, load_dataset
+from unlearn_audit.learning.models import ModelError, make_model
+from unlearn_audit.learning.train import fit, make_generator, resolve_device
+from unlearn_audit.unlearners import Unlearner
 
 
 @dataclass
 class AuditInputs:
-    """In-memory objects a Python caller can hand to :func:`audit.run_audit`.
+    """In-memory objects a Python caller can hand to :func:`unlearn_audit.run_audit`.
 
     Attributes:
         dataset: Use this dataset instead of loading ``[data]``.
@@ -429,8 +429,8 @@ class Producer:
 
     def _packs(self, jobs: Sequence[TrainJob]) -> list[PackJob]:
         """The uncached ``jobs`` in ensembles if the engine is batched (else none)."""
-        from learning.ensemble import ENSEMBLE_SIZE, resolve_engine
-        from learning.train import CrossEntropy
+        from unlearn_audit.learning.ensemble import ENSEMBLE_SIZE, resolve_engine
+        from unlearn_audit.learning.train import CrossEntropy
 
         supported = isinstance(self.objective, CrossEntropy)
         auto_ok = supported and self.inputs.model_factory is None
@@ -450,8 +450,8 @@ class Producer:
 
     def _fit_pack(self, pack: PackJob) -> dict[str, np.ndarray]:
         """Train one ensemble of shadows with the batched engine, store each; their signals."""
-        from learning.ensemble import fit_ensemble
-        from learning.train import CrossEntropy
+        from unlearn_audit.learning.ensemble import fit_ensemble
+        from unlearn_audit.learning.train import CrossEntropy
 
         objective, jobs, store = self.objective, pack.jobs, self._store()
         if not isinstance(objective, CrossEntropy):
@@ -601,7 +601,7 @@ def _worker_log(msg: str) -> None:
 
 def _check_classes(ds: Dataset, plan: Plan) -> None:
     """The audit trains classifiers on the members: the pool and they need 2 classes."""
-    from audit.plan import PlanError
+    from unlearn_audit.audit.plan import PlanError
 
     labels = ds.y.numpy()
     for what, idx in (("the audited pool", np.arange(len(ds))), ("the members", plan.members)):

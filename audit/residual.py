@@ -64,7 +64,7 @@ import numpy as np
 from scipy.special import ndtr, ndtri, ndtri_exp
 from scipy.stats import rankdata
 
-from attacks.metrics import _auc, _boot_aucs, bootstrap_weights
+from unlearn_audit.attacks.metrics import _auc, _boot_aucs, bootstrap_weights
 
 MDR_GRID = tuple(round(0.01 * i, 2) for i in range(1, 101))
 MDR_POWER = 0.8

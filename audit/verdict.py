@@ -35,8 +35,8 @@ from typing import Any
 
 import numpy as np
 
-from attacks.epsilon import forget_quality_points
-from audit.residual import ResidualEstimate, estimate_residual, finite_or_none
+from unlearn_audit.attacks.epsilon import forget_quality_points
+from unlearn_audit.audit.residual import ResidualEstimate, estimate_residual, finite_or_none
 
 NEGATIVE_CONTROL = "noop"
 POSITIVE_CONTROL = "retrain"

@@ -15,28 +15,25 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import platform
-import sys
 import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-# benchmarks/attacks.py and benchmarks/unlearners.py would shadow the packages: drop
-# this folder from the import path.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-import attacks.registry as attack_registry  # noqa: E402
-import unlearners  # noqa: E402
-from attacks.metrics import roc_metrics  # noqa: E402
-from audit.config import from_dict  # noqa: E402
-from audit.contrastive import Contrastive, fisher_z  # noqa: E402
-from audit.pipeline import run_audit  # noqa: E402
-from audit.plan import Plan, derive_seed  # noqa: E402
-from audit.production import AuditInputs, Producer, resolve_methods  # noqa: E402
-from audit.rundir import ModelStore  # noqa: E402
+import unlearn_audit.attacks.registry as attack_registry
+from unlearn_audit import (
+    run_audit,
+    unlearners,
+)
+from unlearn_audit.attacks.metrics import roc_metrics
+from unlearn_audit.audit.config import from_dict
+from unlearn_audit.audit.contrastive import Contrastive, fisher_z
+from unlearn_audit.audit.plan import Plan, derive_seed
+from unlearn_audit.audit.production import AuditInputs, Producer, resolve_methods
+from unlearn_audit.audit.rundir import ModelStore
 
 FASHION = "/usr/share/datasets/fashion-mnist"
 SIGNALS = ("instance", "encodermi", "probe")
@@ -161,7 +158,7 @@ def signal_tables(
 
 def encoder_rows(p: Producer, plan: Plan, original: Any, seconds: float) -> list[str]:
     """Utility and population MIA of the SimCLR original and of a MoCo v2 encoder."""
-    from learning.train import fit, make_generator
+    from unlearn_audit.learning.train import fit, make_generator
 
     base = p.paradigm.settings  # type: ignore[attr-defined]
     moco = Contrastive(dataclasses.replace(base, method="moco", temperature=0.2))

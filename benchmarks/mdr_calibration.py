@@ -24,18 +24,15 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 from scipy.special import ndtr
 
-ROOT = Path(__file__).resolve().parent.parent
-# this folder holds attacks.py and unlearners.py: keep them from shadowing the packages
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+import unlearn_audit.audit.residual as residual
 
-import audit.residual as residual  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 # (label, heterogeneous effects?, mean effect, model noise)
 WORLDS = (

@@ -4,7 +4,7 @@ The package reads only the run directory contract (``results.json``, ``samples.c
 and never imports the rest of the toolkit.
 """
 
-from reports.loading import ReportError
-from reports.render import render
+from unlearn_audit.reports.loading import ReportError
+from unlearn_audit.reports.render import render
 
 __all__ = ["ReportError", "render"]

@@ -14,11 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from reports.formatting import as_dict
-from reports.loading import Samples
-from reports.plots import Curve, Panel, Series, histogram_svg, roc_svg, scatter_svg
-from reports.roc import roc_auc, roc_curve
-from reports.verdict import REFERENCE, methods_audited
+from unlearn_audit.reports.formatting import as_dict
+from unlearn_audit.reports.loading import Samples
+from unlearn_audit.reports.plots import Curve, Panel, Series, histogram_svg, roc_svg, scatter_svg
+from unlearn_audit.reports.roc import roc_auc, roc_curve
+from unlearn_audit.reports.verdict import REFERENCE, methods_audited
 
 ORIGINAL = "original"
 

@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from reports.formatting import MISSING, as_dict, fmt_general, fmt_value
-from reports.images import png_data_uri
-from reports.loading import SAMPLES_FILE, ForgetImages, Samples
-from reports.verdict import REFERENCE, methods_audited
+from unlearn_audit.reports.formatting import MISSING, as_dict, fmt_general, fmt_value
+from unlearn_audit.reports.images import png_data_uri
+from unlearn_audit.reports.loading import SAMPLES_FILE, ForgetImages, Samples
+from unlearn_audit.reports.verdict import REFERENCE, methods_audited
 
 N_HARDEST = 20
 # Per-model column families shown in a model's cell: (csv prefix, label).

@@ -20,10 +20,17 @@ from typing import Any
 
 import numpy as np
 
-from reports.formatting import MISSING, as_dict, as_float, fmt_general, fmt_pct, fmt_value
-from reports.loading import SAMPLES_FILE, ForgetImages, Samples
-from reports.persample import class_name, pool_index, thumbnail_uri
-from reports.verdict import CONTROLS, PLANTED, verdict_rows
+from unlearn_audit.reports.formatting import (
+    MISSING,
+    as_dict,
+    as_float,
+    fmt_general,
+    fmt_pct,
+    fmt_value,
+)
+from unlearn_audit.reports.loading import SAMPLES_FILE, ForgetImages, Samples
+from unlearn_audit.reports.persample import class_name, pool_index, thumbnail_uri
+from unlearn_audit.reports.verdict import CONTROLS, PLANTED, verdict_rows
 
 N_LISTED = 24
 

@@ -2,7 +2,7 @@
 
 Usage::
 
-    from reports import render
+    from unlearn_audit.reports import render
     path = render("runs/demo")   # writes runs/demo/report.html
 
 Only the on-disk contract is read (``results.json``, ``samples.csv``, ``signals.npz``);
@@ -18,14 +18,19 @@ from typing import Any
 
 import jinja2
 
-from reports import figures, tables
-from reports.formatting import as_dict, fmt_value
-from reports.headline import headline_section
-from reports.loading import ReportError, load_forget_images, load_results, load_samples
-from reports.persample import hardest_samples
-from reports.provenance import provenance_section, summary_rows
-from reports.records import records_section
-from reports.verdict import overall_verdict, verdict_section
+from unlearn_audit.reports import figures, tables
+from unlearn_audit.reports.formatting import as_dict, fmt_value
+from unlearn_audit.reports.headline import headline_section
+from unlearn_audit.reports.loading import (
+    ReportError,
+    load_forget_images,
+    load_results,
+    load_samples,
+)
+from unlearn_audit.reports.persample import hardest_samples
+from unlearn_audit.reports.provenance import provenance_section, summary_rows
+from unlearn_audit.reports.records import records_section
+from unlearn_audit.reports.verdict import overall_verdict, verdict_section
 
 REPORT_FILE = "report.html"
 TMP_FILE = ".report.html.tmp"

@@ -8,11 +8,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unlearners._common import CONTRASTIVE, index_set, non_negative
-from unlearners._contrastive import nt_xent_pairs, temperature_of
-from unlearners.base import register
-from unlearners.request import ForgetRequest, UnlearnContext
-from unlearners.tuning import FineTuneUnlearner, TuneParams, Tuning
+from unlearn_audit.unlearners._common import CONTRASTIVE, index_set, non_negative
+from unlearn_audit.unlearners._contrastive import nt_xent_pairs, temperature_of
+from unlearn_audit.unlearners.base import register
+from unlearn_audit.unlearners.request import ForgetRequest, UnlearnContext
+from unlearn_audit.unlearners.tuning import FineTuneUnlearner, TuneParams, Tuning
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,9 @@ from typing import Any, ClassVar, TypeVar
 import torch
 from torch import nn
 
-from learning.train import Objective, Recipe, step_count
-from unlearners._legacy import call_old, old_style
-from unlearners.request import Data, ForgetRequest, UnlearnContext, paradigm_of
+from unlearn_audit.learning.train import Objective, Recipe, step_count
+from unlearn_audit.unlearners._legacy import call_old, old_style
+from unlearn_audit.unlearners.request import Data, ForgetRequest, UnlearnContext, paradigm_of
 
 PARADIGMS = frozenset({"supervised", "contrastive"})
 steps_for = step_count  # the step count of ``learning.train.fit``, under its older name here
@@ -222,7 +222,7 @@ def get(name: str) -> type[Unlearner]:
     if name in _REGISTRY:
         return _REGISTRY[name]
     if ":" in name:
-        from learning.checkpoints import CheckpointError, import_object
+        from unlearn_audit.learning.checkpoints import CheckpointError, import_object
 
         try:
             cls = import_object(name, "unlearner")

@@ -72,12 +72,12 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
-from learning.train import Objective
-from unlearners._common import BOTH, draw, index_set, non_negative, positive
-from unlearners._contrastive import nt_xent_single, temperature_of
-from unlearners.base import UnlearnerError, register
-from unlearners.request import ForgetRequest, UnlearnContext
-from unlearners.tuning import FineTuneUnlearner, Tuning
+from unlearn_audit.learning.train import Objective
+from unlearn_audit.unlearners._common import BOTH, draw, index_set, non_negative, positive
+from unlearn_audit.unlearners._contrastive import nt_xent_single, temperature_of
+from unlearn_audit.unlearners.base import UnlearnerError, register
+from unlearn_audit.unlearners.request import ForgetRequest, UnlearnContext
+from unlearn_audit.unlearners.tuning import FineTuneUnlearner, Tuning
 
 VARIANTS = ("member_only", "matched")
 SCOPES = ("all", "head")

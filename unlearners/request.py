@@ -12,7 +12,7 @@ import dataclasses
 
 import torch
 
-from learning.train import Objective, Recipe
+from unlearn_audit.learning.train import Objective, Recipe
 
 Data = tuple[torch.Tensor, torch.Tensor]
 

@@ -2,7 +2,14 @@ import tomllib
 
 import pytest
 
-from audit.config import AuditConfig, ConfigError, from_dict, load_toml, merge, to_toml
+from unlearn_audit.audit.config import (
+    AuditConfig,
+    ConfigError,
+    from_dict,
+    load_toml,
+    merge,
+    to_toml,
+)
 
 
 def test_empty_config_is_the_embedded_default():

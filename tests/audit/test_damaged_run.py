@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from audit.cli import main
-from audit.config import from_dict
-from audit.pipeline import run_audit
-from reports import ReportError, render
 from tests.audit.test_pipeline import TINY
+from unlearn_audit import run_audit
+from unlearn_audit.audit.config import from_dict
+from unlearn_audit.cli import main
+from unlearn_audit.reports import ReportError, render
 
 DAMAGED = "the run directory is damaged; rerun the audit (its cached models are reused)"
 

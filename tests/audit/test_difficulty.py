@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from audit.difficulty import (
+from unlearn_audit.audit.difficulty import (
     DifficultyIndex,
     apply_index,
     entanglement,
@@ -275,8 +275,8 @@ def test_feasibility_share_and_reasons():
 
 # --- the audit's glue: bank features, outcomes, index on shadows ------------------
 
-from attacks.registry import get as get_attack  # noqa: E402
-from audit.difficulty_audit import (  # noqa: E402
+from unlearn_audit.attacks.registry import get as get_attack  # noqa: E402
+from unlearn_audit.audit.difficulty_audit import (  # noqa: E402
     FEATURES,
     Rows,
     assess,
@@ -431,7 +431,7 @@ def test_tame_keeps_ranks_and_columns_fill_only_forget_rows():
 
 
 def test_pool_bandwidth_is_the_median_distance_of_the_forget_inputs(monkeypatch):
-    import audit.difficulty_audit as da
+    import unlearn_audit.audit.difficulty_audit as da
 
     x = torch.tensor([[0.0], [1.0], [3.0], [7.0], [100.0]]).reshape(5, 1, 1, 1)
     y = torch.zeros(5, dtype=torch.int64)

@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-import audit.pipeline as pipeline
-from audit.cli import main
-from audit.config import ConfigError, from_dict
-from audit.difficulty_audit import FEATURES
-from audit.pipeline import run_audit
-from reports.loading import load_samples
+import unlearn_audit.audit.pipeline as pipeline
+from unlearn_audit import run_audit
+from unlearn_audit.audit.config import ConfigError, from_dict
+from unlearn_audit.audit.difficulty_audit import FEATURES
+from unlearn_audit.cli import main
+from unlearn_audit.reports.loading import load_samples
 
 TINY = {
     "data": {"limit": 240},
@@ -146,9 +146,9 @@ def test_no_block_without_ulira_or_when_disabled(run, tmp_path):
 def test_text_columns_are_quoted_and_read_back_whole():
     import torch
 
-    from audit.measure import samples_csv
-    from audit.plan import make_plan
-    from learning.data import Dataset
+    from unlearn_audit.audit.measure import samples_csv
+    from unlearn_audit.audit.plan import make_plan
+    from unlearn_audit.learning.data import Dataset
 
     ds = Dataset("toy", torch.zeros(20, 1, 2, 2), torch.arange(20) % 2, ("a", "b"))
     plan = make_plan(ds, "random:0.2", 0, 4)

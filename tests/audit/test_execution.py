@@ -16,14 +16,14 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-import audit.production as production
-import unlearners.tuning as tuning
-from audit import execution
-from audit.cli import main
-from audit.config import ConfigError, from_dict
-from audit.pipeline import run_audit
-from audit.production import AuditInputs
-from unlearners.basic import Finetune
+import unlearn_audit.audit.production as production
+import unlearn_audit.unlearners.tuning as tuning
+from unlearn_audit import run_audit
+from unlearn_audit.audit import execution
+from unlearn_audit.audit.config import ConfigError, from_dict
+from unlearn_audit.audit.production import AuditInputs
+from unlearn_audit.cli import main
+from unlearn_audit.unlearners.basic import Finetune
 
 TINY = {
     "data": {"limit": 240},

@@ -5,10 +5,10 @@ import json
 import numpy as np
 import pytest
 
-import audit.production as pipeline
-import unlearners.tuning as tuning
-from audit.config import from_dict
-from audit.pipeline import run_audit
+import unlearn_audit.audit.production as pipeline
+import unlearn_audit.unlearners.tuning as tuning
+from unlearn_audit import run_audit
+from unlearn_audit.audit.config import from_dict
 
 TINY = {
     "data": {"limit": 240},

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from audit.rundir import ModelStore, cached
+from unlearn_audit.audit.rundir import ModelStore, cached
 
 
 def _model(value: float) -> nn.Module:
@@ -61,7 +61,7 @@ def test_run_files_get_the_usual_mode_not_mkstemps_0600(tmp_path):
     import os
     import stat
 
-    from audit.rundir import _UMASK, atomic_write_text
+    from unlearn_audit.audit.rundir import _UMASK, atomic_write_text
 
     atomic_write_text(tmp_path / "results.json", "{}")
     mode = stat.S_IMODE(os.stat(tmp_path / "results.json").st_mode)

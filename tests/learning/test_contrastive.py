@@ -8,9 +8,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from learning import Recipe, fit, make_generator, make_model
-from learning.contrastive import MoCo, MoCoState, SimCLR, nt_xent, projection_head, representation
-from learning.views import ViewAugment
+from unlearn_audit.learning import Recipe, fit, make_generator, make_model
+from unlearn_audit.learning.contrastive import (
+    MoCo,
+    MoCoState,
+    SimCLR,
+    nt_xent,
+    projection_head,
+    representation,
+)
+from unlearn_audit.learning.views import ViewAugment
 
 
 @pytest.fixture(autouse=True)

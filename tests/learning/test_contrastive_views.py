@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from learning.augment import shift
-from learning.views import ViewAugment, default_views
+from unlearn_audit.learning.augment import shift
+from unlearn_audit.learning.views import ViewAugment, default_views
 
 
 @pytest.fixture(autouse=True)

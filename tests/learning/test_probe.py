@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from learning.probe import (
+from unlearn_audit.learning.probe import (
     LinearProbe,
     encodermi_similarity,
     features,
@@ -90,7 +90,7 @@ class _SortedPixels(nn.Module):
 
 
 def test_encodermi_is_exactly_one_for_an_augmentation_invariant_encoder():
-    from learning.views import ViewAugment
+    from unlearn_audit.learning.views import ViewAugment
 
     x = torch.rand(9, 1, 8, 8)
     aug = ViewAugment(crop_scale=(1.0, 1.0), flip=True)

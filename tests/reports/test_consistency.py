@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from reports import ReportError, render
-from reports.loading import (
+from tests.reports.conftest import RunFactory, v2_results
+from unlearn_audit.reports import ReportError, render
+from unlearn_audit.reports.loading import (
     DAMAGED,
     damaged,
     expected_columns,
@@ -16,7 +17,6 @@ from reports.loading import (
     samples_problems,
     signals_problems,
 )
-from tests.reports.conftest import RunFactory, v2_results
 
 RESULTS = {
     "data": {"n_pool": 4, "n_forget": 1, "n_retain": 1, "n_nonmembers": 2},

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from reports import ReportError, render
 from tests.reports.conftest import MODELS, RunFactory, base_results, unseparated
 from tests.reports.htmlcheck import empty_headings, parse_tags, section, section_ids
+from unlearn_audit.reports import ReportError, render
 
 EVIL = "<script>alert(1)</script>"
 

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from matplotlib import image as mpimg
 
-from reports.figures import average_ranks, spearman
-from reports.images import encode_png, png_data_uri, to_pixels
-from reports.loading import load_samples
-from reports.provenance import describe_forget
-from reports.tables import utility_label, wilson_interval
+from unlearn_audit.reports.figures import average_ranks, spearman
+from unlearn_audit.reports.images import encode_png, png_data_uri, to_pixels
+from unlearn_audit.reports.loading import load_samples
+from unlearn_audit.reports.provenance import describe_forget
+from unlearn_audit.reports.tables import utility_label, wilson_interval
 
 
 def _png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
@@ -119,7 +119,7 @@ def test_samples_csv_is_read_leniently(tmp_path: Path) -> None:
 
 
 def test_verdict_evidence_lists_every_attack_and_forget_quality():
-    from reports.verdict import verdict_rows
+    from unlearn_audit.reports.verdict import verdict_rows
 
     ev = {
         "attack": "lira_online",
@@ -146,7 +146,7 @@ def test_verdict_evidence_lists_every_attack_and_forget_quality():
 
 
 def test_verdict_evidence_quotes_the_per_attack_level_of_the_headline_interval():
-    from reports.verdict import verdict_rows
+    from unlearn_audit.reports.verdict import verdict_rows
 
     ev = {
         "attack": "lira_online",

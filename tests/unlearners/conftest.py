@@ -5,8 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from learning import make_generator, make_model
-from learning.train import fit
 from tests.unlearners.helpers import (
     CPU,
     TRAIN,
@@ -16,6 +14,8 @@ from tests.unlearners.helpers import (
     make_data,
     split,
 )
+from unlearn_audit.learning import make_generator, make_model
+from unlearn_audit.learning.train import fit
 
 
 @pytest.fixture(scope="package", autouse=True)

@@ -13,10 +13,10 @@ import pytest
 import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
-import unlearners
-from learning import Recipe, make_generator
 from tests.unlearners.helpers import CPU, RECIPE, run, state
-from unlearners import Unlearner, UnlearnerError
+from unlearn_audit import unlearners
+from unlearn_audit.learning import Recipe, make_generator
+from unlearn_audit.unlearners import Unlearner, UnlearnerError
 
 CASES = [
     pytest.param(name, paradigm, id=f"{name}-{paradigm}")

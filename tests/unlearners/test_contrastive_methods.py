@@ -6,10 +6,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from learning import Recipe, make_generator, make_model
-from learning.train import fit
 from tests.unlearners.helpers import CPU, NoisyViews, Setup, make_data, run, split
-from unlearners._contrastive import nt_xent_pairs
+from unlearn_audit.learning import Recipe, make_generator, make_model
+from unlearn_audit.learning.train import fit
+from unlearn_audit.unlearners._contrastive import nt_xent_pairs
 
 
 def test_nt_xent_pairs_match_the_definition():

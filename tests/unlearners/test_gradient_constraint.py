@@ -7,11 +7,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from learning import make_generator
 from tests.unlearners.helpers import CPU, Setup, run
-from unlearners import UnlearnerError, create
-from unlearners._contrastive import nt_xent_single
-from unlearners.gradient_constraint import (
+from unlearn_audit.learning import make_generator
+from unlearn_audit.unlearners import UnlearnerError, create
+from unlearn_audit.unlearners._contrastive import nt_xent_single
+from unlearn_audit.unlearners.gradient_constraint import (
     contrastive_grad_norms,
     penalty_term,
     supervised_grad_norms,

@@ -7,12 +7,12 @@ import pytest
 import torch
 from torch import nn
 
-import unlearners
-from learning import make_generator
-from learning.models import reinitialize
-from learning.train import fit
 from tests.unlearners.helpers import CPU, RECIPE, Setup, state
-from unlearners import (
+from unlearn_audit import unlearners
+from unlearn_audit.learning import make_generator
+from unlearn_audit.learning.models import reinitialize
+from unlearn_audit.learning.train import fit
+from unlearn_audit.unlearners import (
     FineTuneUnlearner,
     ForgetRequest,
     TuneParams,
@@ -102,7 +102,7 @@ def test_new_style_and_built_in_methods_do_not_warn(classifier, encoder):
     from examples.finetune_method import RetainConfuse  # the docs' worked example
 
     built_in = [unlearners.get(n) for n in unlearners.available()]
-    built_in = [cls for cls in built_in if cls.__module__.startswith("unlearners.")]
+    built_in = [cls for cls in built_in if cls.__module__.startswith("unlearn_audit.unlearners.")]
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
         audit_call(NewRetrain(), classifier)

@@ -107,7 +107,7 @@ def _check_run(path: str, data: dict[str, np.ndarray], sig: np.ndarray) -> None:
         results = json.loads(res_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise AttackFileError(f"{res_path}: cannot read it ({exc})") from None
-    from reports.loading import damaged, signals_problems
+    from unlearn_audit.reports.loading import damaged, signals_problems
 
     names = [str(x) for x in data["model_names"]] if "model_names" in data else None
     split = [str(x) for x in data["split"]] if "split" in data else None
@@ -171,8 +171,8 @@ def load_bank(path: str, target: str | None, members_key: str | None) -> Bank:
 
 def score(bank: Bank, names: list[str], explicit: bool) -> dict[str, Any]:
     """Scores and metrics per attack; failures are errors if the attack was asked for."""
-    from attacks.metrics import roc_metrics
-    from attacks.registry import get
+    from unlearn_audit.attacks.metrics import roc_metrics
+    from unlearn_audit.attacks.registry import get
 
     out: dict[str, Any] = {}
     for name in names:
@@ -231,7 +231,7 @@ def attack(
     as_json: bool,
 ) -> None:
     """Score a signal bank (signals, keep[, target]) with the registered attacks."""
-    from attacks.registry import UnknownAttackError, available, get
+    from unlearn_audit.attacks.registry import UnknownAttackError, available, get
 
     try:
         for name in attack_names:

@@ -27,7 +27,7 @@ from typing import Any
 
 import click
 
-from audit.lock import RunLockedError, ensure_idle
+from unlearn_audit.audit.lock import RunLockedError, ensure_idle
 
 RANK_PREFIX = "difficulty_rank."
 SPECIAL = ("index", "residual")
@@ -77,7 +77,7 @@ def load_table(run_dir: str | Path) -> Table:
             results = loaded if isinstance(loaded, dict) else {}
         except (OSError, UnicodeDecodeError, json.JSONDecodeError):
             results = {}  # the table stands without it
-    from reports.loading import damaged, samples_problems
+    from unlearn_audit.reports.loading import damaged, samples_problems
 
     problem = damaged(samples_problems(results or None, columns, body, str(path)))
     if problem:
