@@ -1,14 +1,17 @@
 """The installed package adds one import name, ``unlearn_audit``, and nothing generic.
 
-Builds the wheel from this source tree, unpacks it into an empty folder and imports
+Builds the wheel from a copy of this source tree (so the build leaves nothing in
+the checkout), unpacks it into an empty folder and imports
 from there in an isolated interpreter (``-I``: no site-packages, no current folder,
 no PYTHONPATH), so only what the wheel installs can be found.
 """
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -19,10 +22,17 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
+    src = tmp_path_factory.mktemp("src")
+    pyproject = ROOT / "pyproject.toml"
+    dirs = tomllib.loads(pyproject.read_text())["tool"]["setuptools"]["package-dir"]
+    for folder in {*dirs.values()}:
+        shutil.copytree(ROOT / folder, src / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"]
-        + ["-w", str(out), str(ROOT)],
+        + ["-w", str(out), str(src)],
         check=True,
         capture_output=True,
         cwd=out,
