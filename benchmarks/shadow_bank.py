@@ -231,7 +231,8 @@ def section_pool_size(args: argparse.Namespace, emit: Callable[[str], None]) -> 
 
 def section_growth(args: argparse.Namespace, emit: Callable[[str], None]) -> None:
     from unlearn_audit.audit.config import from_dict
-    from unlearn_audit.audit.production import AuditInputs, Producer
+    from unlearn_audit.audit.inputs import AuditInputs, load_setup
+    from unlearn_audit.audit.production import Producer
     from unlearn_audit.audit.rundir import ModelStore
 
     n, epochs = args.scale_n, args.scale_epochs
@@ -248,9 +249,8 @@ def section_growth(args: argparse.Namespace, emit: Callable[[str], None]) -> Non
                     "train": {"epochs": epochs, "batch_size": args.batch, "augment": True},
                     "attack": {"shadows": m, "engine": engine, "queries": 1},
                 })  # fmt: skip
-                p = Producer(cfg, AuditInputs(), progress=False, log=lambda s: None)
-                _, plan = p.load()
-                p.store = store
+                setup, plan = load_setup(cfg, AuditInputs())
+                p = Producer(setup, store, progress=False, log=lambda s: None)
                 before = len(list(store.root.glob("shadow-*.json")))
                 t0 = time.perf_counter()
                 p.shadows(plan)

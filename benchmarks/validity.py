@@ -100,7 +100,7 @@ def partial_retrain(keep: float) -> Any:
 def one(setting: str, seed: int, work: Path) -> dict[str, Any]:
     """Run the audit of one seed with the planted models as methods; return its figures."""
     from unlearn_audit import run_audit
-    from unlearn_audit.audit.production import AuditInputs
+    from unlearn_audit.audit.inputs import AuditInputs
 
     cfg = _config(setting, seed)
     out = work / f"{setting}-{seed}"

@@ -37,7 +37,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(api, name)
     if name == "AuditInputs":
-        from unlearn_audit.audit.production import AuditInputs
+        from unlearn_audit.audit.inputs import AuditInputs
 
         return AuditInputs
     if name in ("from_dict", "load_toml"):

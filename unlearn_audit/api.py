@@ -12,8 +12,8 @@ from pathlib import Path
 
 from unlearn_audit.audit import pipeline
 from unlearn_audit.audit.config import AuditConfig
+from unlearn_audit.audit.inputs import AuditInputs
 from unlearn_audit.audit.pipeline import AuditResult
-from unlearn_audit.audit.production import AuditInputs
 
 __all__ = ["AuditResult", "run_audit"]
 

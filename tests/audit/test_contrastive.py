@@ -182,7 +182,7 @@ def test_every_contrastive_unlearner_runs_on_the_objective(method):
 
 
 def test_the_producer_reads_the_contrastive_table():
-    from unlearn_audit.audit.production import AuditInputs, Producer
+    from unlearn_audit.audit.inputs import AuditInputs, load_setup
 
     cfg = from_dict(
         {
@@ -191,9 +191,8 @@ def test_the_producer_reads_the_contrastive_table():
             "contrastive": {"proj_dim": 12, "epochs": 3},
         }
     )
-    p = Producer(cfg, AuditInputs(), progress=False, log=lambda m: None)
+    p, _ = load_setup(cfg, AuditInputs())
     assert getattr(p.paradigm, "settings", None) == cfg.contrastive
-    p.load()
     assert p.new_model(0)(p.x[:2]).shape == (2, 12)
     assert p.base["recipe"]["epochs"] == 3 and p.base["recipe"]["batch_size"] == 128
 
@@ -205,11 +204,13 @@ def test_signal_descriptions_name_the_signal():
 
 
 def test_the_signal_key_follows_the_signal_settings_and_not_the_training_ones():
-    from unlearn_audit.audit.production import AuditInputs, Producer
+    from unlearn_audit.audit.inputs import AuditInputs, load_setup
 
     def key(**contrastive):
-        cfg = from_dict({"paradigm": "contrastive", "contrastive": contrastive})
-        return Producer(cfg, AuditInputs(), progress=False, log=lambda m: None).signal_key
+        cfg = from_dict(
+            {"paradigm": "contrastive", "data": {"limit": 60}, **{"contrastive": contrastive}}
+        )
+        return load_setup(cfg, AuditInputs())[0].signal_key
 
     base = key()
     assert key(signal="encodermi") != base and key(views=4) != base
