@@ -25,7 +25,6 @@ from tqdm.auto import tqdm
 import unlearn_audit.attacks.registry as attack_registry
 from unlearn_audit.audit import __version__
 from unlearn_audit.audit.config import RESERVED, AuditConfig, ConfigError, to_toml
-from unlearn_audit.audit.difficulty_audit import PoolData, run_difficulty
 from unlearn_audit.audit.forgetting import retain_leakage, ulira_block
 from unlearn_audit.audit.lock import RunLock
 from unlearn_audit.audit.measure import (
@@ -58,6 +57,7 @@ from unlearn_audit.audit.verdict import (
     apply_controls,
     judge,
 )
+from unlearn_audit.difficulty import DifficultyResult, PoolData, run_difficulty
 from unlearn_audit.learning.data import Dataset
 from unlearn_audit.learning.train import CrossEntropy
 
@@ -350,14 +350,14 @@ def _unlearning_aware(
 
 def _difficulty(
     p: Producer, plan: Plan, models: _Models, shadow: np.ndarray, banks: dict[str, np.ndarray]
-) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+) -> DifficultyResult:
     """Per-sample difficulty and feasibility of every method with a bank (docs/difficulty.md)."""
     cfg = p.cfg
     if not (cfg.attack.ulira and cfg.difficulty.enabled and banks):
-        return {}, {}
+        return DifficultyResult()
     if not isinstance(p.objective, CrossEntropy) or models.entries["original"]["model"] is None:
         p.log("difficulty: skipped (its features need a classifier trained with cross-entropy)")
-        return {}, {}
+        return DifficultyResult()
 
     def load(k: int) -> torch.nn.Module:
         keep_k = np.flatnonzero(plan.keep[k])
@@ -380,7 +380,7 @@ def _difficulty(
     except Exception as exc:  # an auxiliary analysis: recorded, the audit goes on
         msg = f"{type(exc).__name__}: {exc}"
         p.log(f"difficulty: FAILED ({msg})")
-        return {name: {"error": msg} for name in banks}, {}
+        return DifficultyResult.failed(banks, msg)
 
 
 def _leakage(
@@ -508,9 +508,7 @@ def _run_audit(
     block = _model_block(p, models, plan)
     banks: dict[str, np.ndarray] = {}
     forgetting, extra = _timed(timings, "ulira", lambda: _unlearning_aware(p, plan, models, banks))
-    difficulty, hard_cols = _timed(
-        timings, "difficulty", lambda: _difficulty(p, plan, models, shadow, banks)
-    )
+    difficulty = _timed(timings, "difficulty", lambda: _difficulty(p, plan, models, shadow, banks))
     results: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "unlearn-audit", "version": __version__},
@@ -530,7 +528,7 @@ def _run_audit(
         "models": block,
         "attacks": attack_metrics(scores, plan, cfg.verdict.n_boot, derive_seed(cfg.seed, "ci")),
         "forgetting": forgetting,
-        "difficulty": difficulty,
+        "difficulty": difficulty.block,
         "retain_leakage": _leakage(cfg, plan, models, scores),
         "report": {"roc_attack": cfg.verdict.attack},
     }
@@ -551,7 +549,7 @@ def _run_audit(
         ),
     )
     _note_leakage(results)
-    _write(run_dir, plan, ds, models, shadow, scores, {**extra, **hard_cols})
+    _write(run_dir, plan, ds, models, shadow, scores, {**extra, **difficulty.columns})
     results["timings"] = {**timings, "total_seconds": round(time.perf_counter() - t_start, 3)}
     atomic_write_json(run_dir / "results.json", results)
     report = finish(run_dir) if finish is not None else None
