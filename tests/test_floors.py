@@ -42,7 +42,6 @@ KNOWN_LONG = {
     "unlearn_audit.audit.config",
     "unlearn_audit.audit.pipeline",
     "unlearn_audit.audit.production",
-    "unlearn_audit.audit.verdict",
     "unlearn_audit.learning.data",
     "unlearn_audit.reports.loading",
 }
