@@ -17,43 +17,7 @@ the audit, which hands it plain arrays, models and a shadow loader.
 """
 
 from unlearn_audit.difficulty.assess import DifficultyResult, run_difficulty
-from unlearn_audit.difficulty.features import (
-    entanglement,
-    grad_norms,
-    loss_and_margin,
-    memorization,
-    residual_from_bank,
-    stein_self_score,
-)
-from unlearn_audit.difficulty.index import (
-    DifficultyIndex,
-    apply_index,
-    evaluate_on_target,
-    feasibility,
-    fit_index,
-    learn_on_shadows,
-    rank,
-    spearman,
-)
 from unlearn_audit.difficulty.rows import FEATURES, PoolData
 
-__all__ = [
-    "FEATURES",
-    "DifficultyIndex",
-    "DifficultyResult",
-    "PoolData",
-    "apply_index",
-    "entanglement",
-    "evaluate_on_target",
-    "feasibility",
-    "fit_index",
-    "grad_norms",
-    "learn_on_shadows",
-    "loss_and_margin",
-    "memorization",
-    "rank",
-    "residual_from_bank",
-    "run_difficulty",
-    "spearman",
-    "stein_self_score",
-]
+# what the audit uses; the index library and the features are imported from their modules
+__all__ = ["FEATURES", "DifficultyResult", "PoolData", "run_difficulty"]
