@@ -17,15 +17,10 @@ import numpy as np
 from unlearn_audit.audit.config import AuditConfig
 from unlearn_audit.audit.forgetting import UliraBank, retain_leakage
 from unlearn_audit.audit.measure import forget_vs_nonmember
+from unlearn_audit.audit.normal_score import effective_records, record_weights
 from unlearn_audit.audit.plan import Plan, derive_seed
-from unlearn_audit.audit.residual import (
-    RECORD_ATTACK,
-    RecordEvidence,
-    effective_records,
-    minimum_detectable_residual,
-    record_evidence,
-    record_weights,
-)
+from unlearn_audit.audit.power import minimum_detectable_residual
+from unlearn_audit.audit.records import RECORD_ATTACK, RecordEvidence, record_evidence
 from unlearn_audit.audit.targets import Targets
 from unlearn_audit.audit.verdict import (
     PLANTED_CONTROL,

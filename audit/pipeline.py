@@ -28,7 +28,6 @@ from tqdm.auto import tqdm
 
 import unlearn_audit.attacks.registry as attack_registry
 from unlearn_audit.audit.config import RESERVED, AuditConfig, ConfigError, to_toml
-from unlearn_audit.audit.difficulty_audit import PoolData, run_difficulty
 from unlearn_audit.audit.forgetting import UliraBank, measure_bank
 from unlearn_audit.audit.inputs import AuditInputs, Setup, load_setup, resolve_methods
 from unlearn_audit.audit.judging import (
@@ -40,10 +39,11 @@ from unlearn_audit.audit.lock import RunLock
 from unlearn_audit.audit.measure import attack_metrics, attack_scores
 from unlearn_audit.audit.plan import Plan, derive_seed
 from unlearn_audit.audit.production import Producer
-from unlearn_audit.audit.residual import RECORD_ATTACK
+from unlearn_audit.audit.records import RECORD_ATTACK
 from unlearn_audit.audit.rundir import ModelStore, atomic_write_text
 from unlearn_audit.audit.serialise import Outcome, write_run
 from unlearn_audit.audit.targets import CONTROLS, Targets, produce_targets
+from unlearn_audit.difficulty import DifficultyResult, PoolData, run_difficulty
 from unlearn_audit.learning.train import CrossEntropy
 from unlearn_audit.unlearners import Unlearner
 
@@ -112,16 +112,16 @@ def ulira_banks(
 
 def _difficulty(
     p: Producer, plan: Plan, targets: Targets, shadow: np.ndarray, banks: dict[str, UliraBank]
-) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+) -> DifficultyResult:
     """Per-sample difficulty and feasibility of every method with a bank (docs/difficulty.md)."""
     cfg, setup = p.cfg, p.setup
     bank_signals = {n: b.signals for n, b in banks.items() if b.signals is not None}
     if not (cfg.attack.ulira and cfg.difficulty.enabled and bank_signals):
-        return {}, {}
+        return DifficultyResult()
     original = targets.runs["original"].model
     if not isinstance(setup.objective, CrossEntropy) or original is None:
         p.log("difficulty: skipped (its features need a classifier trained with cross-entropy)")
-        return {}, {}
+        return DifficultyResult()
 
     def load(k: int) -> torch.nn.Module:
         return p.train(p.specs.shadow(plan, k), bar=False).model
@@ -143,7 +143,7 @@ def _difficulty(
     except Exception as exc:  # an auxiliary analysis: recorded, the audit goes on
         msg = f"{type(exc).__name__}: {exc}"
         p.log(f"difficulty: FAILED ({msg})")
-        return {name: {"error": msg} for name in bank_signals}, {}
+        return DifficultyResult.failed(bank_signals, msg)
 
 
 def _provenance(cfg: AuditConfig, setup: Setup, command: str | None) -> dict[str, Any]:
@@ -239,9 +239,7 @@ def _run_audit(
     scores = attack_scores(targets.signals, shadow, plan.keep, names)
     targets.measure_utility(setup, plan)
     banks = _timed(timings, "ulira", lambda: ulira_banks(p, plan, targets, methods))
-    difficulty, difficulty_columns = _timed(
-        timings, "difficulty", lambda: _difficulty(p, plan, targets, shadow, banks)
-    )
+    difficulty = _timed(timings, "difficulty", lambda: _difficulty(p, plan, targets, shadow, banks))
     provenance = _provenance(cfg, setup, command)
     attacks = attack_metrics(scores, plan, cfg.verdict.n_boot, derive_seed(cfg.seed, "ci"))
     leakage = leakage_of(cfg, plan, targets, scores)
@@ -267,7 +265,6 @@ def _run_audit(
         attacks=attacks,
         banks=banks,
         difficulty=difficulty,
-        difficulty_columns=difficulty_columns,
         leakage=leakage,
         weights=weights,
         judgement=judgement,

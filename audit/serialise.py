@@ -23,6 +23,7 @@ from unlearn_audit.audit.plan import Plan
 from unlearn_audit.audit.rundir import atomic_savez, atomic_write_json, atomic_write_text
 from unlearn_audit.audit.targets import Targets
 from unlearn_audit.audit.verdict import PLANTED_CONTROL, POSITIVE_CONTROL
+from unlearn_audit.difficulty import DifficultyResult
 from unlearn_audit.learning.data import Dataset
 
 SCHEMA_VERSION = 2  # 2: residual, records, power (MDR) and the planted control
@@ -43,8 +44,7 @@ class Outcome:
         scores: Attack scores of every target model.
         attacks: results.json's ``attacks`` block (metrics of the scores).
         banks: Each method's U-LiRA bank (or its failure), in method order.
-        difficulty: results.json's ``difficulty`` block.
-        difficulty_columns: The per-sample columns of the difficulty analysis.
+        difficulty: The difficulty analysis (its results.json block and its columns).
         leakage: results.json's ``retain_leakage`` block.
         weights: Each pool sample's weight in the residual (None = equal).
         judgement: Verdicts, controls, power, record evidence.
@@ -61,8 +61,7 @@ class Outcome:
     scores: Scores
     attacks: dict[str, Any]
     banks: dict[str, UliraBank]
-    difficulty: dict[str, Any]
-    difficulty_columns: dict[str, np.ndarray]
+    difficulty: DifficultyResult
     leakage: dict[str, Any]
     weights: np.ndarray | None
     judgement: Judgement
@@ -87,7 +86,7 @@ def results_document(o: Outcome) -> dict[str, Any]:
         "models": o.targets.block(),
         "attacks": o.attacks,
         "forgetting": {name: bank.entry for name, bank in o.banks.items()},
-        "difficulty": o.difficulty,
+        "difficulty": o.difficulty.block,
         "retain_leakage": o.leakage,
         "report": {"roc_attack": o.cfg.verdict.attack},
     }
@@ -120,7 +119,7 @@ def sample_columns(o: Outcome) -> dict[str, np.ndarray]:
         cols[f"recognisable.{name}"] = _forget_column(plan, rec.recognisable)
     if PLANTED_CONTROL in o.judgement.verdicts:
         cols["planted"] = _forget_column(plan, np.isin(plan.forget, o.targets.planted))
-    cols.update(o.difficulty_columns)
+    cols.update(o.difficulty.columns)
     return cols
 
 

@@ -38,7 +38,7 @@ import torch
 
 from unlearn_audit import run_audit
 from unlearn_audit.audit.config import from_dict
-from unlearn_audit.audit.difficulty import spearman
+from unlearn_audit.difficulty.index import spearman
 from unlearn_audit.reports.loading import load_samples
 
 FASHION = "/usr/share/datasets/fashion-mnist"

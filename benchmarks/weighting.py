@@ -56,12 +56,10 @@ def _effect_size(sig: np.ndarray, keep: np.ndarray) -> np.ndarray:
 def analyse(run: Path) -> list[str]:
     from scipy.special import ndtri
 
+    from unlearn_audit.audit.normal_score import record_weights
     from unlearn_audit.audit.plan import derive_seed
-    from unlearn_audit.audit.residual import (
-        attack_residual,
-        minimum_detectable_residual,
-        record_weights,
-    )
+    from unlearn_audit.audit.power import minimum_detectable_residual
+    from unlearn_audit.audit.residual import attack_residual
 
     res = json.loads((run / "results.json").read_text())
     seed = res["config"]["seed"]

@@ -1,8 +1,8 @@
 """unlearn-audit: a privacy audit toolkit for machine unlearning.
 
 The one import namespace of the toolkit. Its floors (docs/design.md "Layout"), each a
-subpackage: ``learning`` <- ``unlearners`` <- ``attacks`` <- ``audit``; ``reports``
-reads the run directory; this package's own modules (the public API below and the
+subpackage: ``learning`` <- ``unlearners`` <- ``attacks`` <- ``difficulty`` <- ``audit``;
+``reports`` reads the run directory; this package's own modules (the public API below and the
 command line, :mod:`unlearn_audit.cli`) are the top floor.
 
 Python API::

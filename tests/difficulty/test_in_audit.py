@@ -16,8 +16,8 @@ from click.testing import CliRunner
 import unlearn_audit.audit.pipeline as pipeline
 from unlearn_audit import run_audit
 from unlearn_audit.audit.config import ConfigError, from_dict
-from unlearn_audit.audit.difficulty_audit import FEATURES
 from unlearn_audit.cli import main
+from unlearn_audit.difficulty.rows import FEATURES
 from unlearn_audit.reports.loading import load_samples
 
 TINY = {
