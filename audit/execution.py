@@ -39,10 +39,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 from tqdm.auto import tqdm
 
-from unlearn_audit.audit.config import ConfigError, ExecutionConfig
+from unlearn_audit.audit.config_types import ConfigError, ExecutionConfig
 
 if TYPE_CHECKING:  # the worker side imports audit.production lazily (no import cycle)
-    from unlearn_audit.audit.config import AuditConfig
+    from unlearn_audit.audit.config_types import AuditConfig
     from unlearn_audit.unlearners import Unlearner
 
 MAX_RETRIES = 3  # Ray re-runs a job whose worker process died this many times

@@ -34,6 +34,7 @@ from unlearn_audit.audit.measure import (
     forget_vs_nonmember,
     samples_csv,
 )
+from unlearn_audit.audit.paradigms import make_paradigm
 from unlearn_audit.audit.plan import Plan, derive_seed
 from unlearn_audit.audit.production import AuditInputs, Producer, resolve_methods
 from unlearn_audit.audit.residual import (
@@ -59,7 +60,6 @@ from unlearn_audit.audit.verdict import (
     judge,
 )
 from unlearn_audit.learning.data import Dataset
-from unlearn_audit.learning.train import CrossEntropy
 
 CONTROLS = (NEGATIVE_CONTROL, POSITIVE_CONTROL)
 SCHEMA_VERSION = 2  # 2: residual, records, power (MDR) and the planted control
@@ -99,8 +99,9 @@ def _check(cfg: AuditConfig, inputs: AuditInputs) -> list[str]:
         if name in CONTROLS:
             raise ConfigError(f"'{name}' is a control and always runs; remove it from methods")
     methods = resolve_methods(cfg, inputs)
+    family = make_paradigm(cfg).unlearner_paradigm  # what the unlearners see
     for m in methods:
-        if cfg.paradigm not in m.paradigms:
+        if family not in m.paradigms:
             raise ConfigError(
                 f"unlearner '{m.name}' does not support the {cfg.paradigm} paradigm "
                 f"(it supports: {', '.join(sorted(m.paradigms))})"
@@ -355,7 +356,7 @@ def _difficulty(
     cfg = p.cfg
     if not (cfg.attack.ulira and cfg.difficulty.enabled and banks):
         return {}, {}
-    if not isinstance(p.objective, CrossEntropy) or models.entries["original"]["model"] is None:
+    if not p.paradigm.has_classes or models.entries["original"]["model"] is None:
         p.log("difficulty: skipped (its features need a classifier trained with cross-entropy)")
         return {}, {}
 
@@ -520,6 +521,7 @@ def _run_audit(
             "name": p.paradigm.name,
             "signal": p.paradigm.signal_description(),
             "signal_settings": p.paradigm.signal_settings(),
+            "has_classes": p.paradigm.has_classes,
         },
         "data": {
             "dataset": ds.name,

@@ -35,7 +35,7 @@ from unlearn_audit.audit.execution import (
     make_executor,
     threads_of,
 )
-from unlearn_audit.audit.paradigms import get_paradigm
+from unlearn_audit.audit.paradigms import make_paradigm
 from unlearn_audit.audit.plan import Plan, derive_seed, make_plan
 from unlearn_audit.audit.rundir import ModelStore, cached, content_key, index_digest
 from unlearn_audit.learning.checkpoints import check_finite_weights, file_digest, load_checkpoint
@@ -82,7 +82,7 @@ class Producer:
     ) -> None:
         self.cfg, self.inputs, self.progress, self.log = cfg, inputs, progress, log
         self.device = resolve_device(cfg.device)
-        self.paradigm = get_paradigm(cfg.paradigm, cfg)
+        self.paradigm = make_paradigm(cfg)
         self.recipe = self.paradigm.recipe(cfg.train)  # what every model here trains with
         self.store: ModelStore | None = None
         self.seconds: dict[str, float] = {}
@@ -430,9 +430,8 @@ class Producer:
     def _packs(self, jobs: Sequence[TrainJob]) -> list[PackJob]:
         """The uncached ``jobs`` in ensembles if the engine is batched (else none)."""
         from unlearn_audit.learning.ensemble import ENSEMBLE_SIZE, resolve_engine
-        from unlearn_audit.learning.train import CrossEntropy
 
-        supported = isinstance(self.objective, CrossEntropy)
+        supported = self.paradigm.batched_trainable
         auto_ok = supported and self.inputs.model_factory is None
         device = self.job_device
         probe = auto_ok and device.type == "cuda" and self.cfg.attack.engine == "auto"
@@ -451,10 +450,9 @@ class Producer:
     def _fit_pack(self, pack: PackJob) -> dict[str, np.ndarray]:
         """Train one ensemble of shadows with the batched engine, store each; their signals."""
         from unlearn_audit.learning.ensemble import fit_ensemble
-        from unlearn_audit.learning.train import CrossEntropy
 
         objective, jobs, store = self.objective, pack.jobs, self._store()
-        if not isinstance(objective, CrossEntropy):
+        if not self.paradigm.batched_trainable:
             raise TypeError("the batched engine trains cross-entropy models only")
         t0 = time.perf_counter()
         models = fit_ensemble(
@@ -464,7 +462,7 @@ class Producer:
             [torch.as_tensor(job.idx, device=self.device) for job in jobs],
             self.recipe,
             [make_generator(job.seed, self.device) for job in jobs],
-            augment=objective.augment,
+            augment=objective.augment,  # type: ignore[attr-defined]  # a CrossEntropy
             progress=self.progress,
             desc=f"{len(jobs)} shadows at once",
         )
