@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from unlearn_audit.attacks.signals import logit_scaled_confidence
-from unlearn_audit.audit.config import AuditConfig, ContrastiveConfig
+from unlearn_audit.audit.config_types import AuditConfig, ContrastiveConfig
 from unlearn_audit.audit.plan import Plan
 from unlearn_audit.learning.augment import query_views
 from unlearn_audit.learning.contrastive import MoCo, SimCLR, representation
@@ -101,6 +101,20 @@ class Contrastive:
     """Encoders trained with SimCLR or MoCo v2 (see the module docstring)."""
 
     name = "contrastive"
+    has_classes = False  # an encoder's outputs are features, not class logits
+    batched_trainable = False  # the batched engine trains cross-entropy only
+    utility_metrics: tuple[str, ...] = (  # probe and kNN per part, then the probe's again
+        "probe_forget_acc",
+        "knn_forget_acc",
+        "probe_retain_acc",
+        "knn_retain_acc",
+        "probe_test_acc",
+        "knn_test_acc",
+        "forget_acc",
+        "retain_acc",
+        "test_acc",
+    )
+    unlearner_paradigm = "contrastive"
 
     def __init__(self, settings: ContrastiveConfig | None = None) -> None:
         self.settings = settings or ContrastiveConfig()

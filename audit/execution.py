@@ -40,11 +40,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 from tqdm.auto import tqdm
 
-from unlearn_audit.audit.config import ConfigError, ExecutionConfig
+from unlearn_audit.audit.config_types import ConfigError, ExecutionConfig
 from unlearn_audit.audit.specs import ModelSpec, UnlearnSpec
 
 if TYPE_CHECKING:
-    from unlearn_audit.audit.config import AuditConfig
+    from unlearn_audit.audit.config_types import AuditConfig
 
 MAX_RETRIES = 3  # Ray re-runs a job whose worker process died this many times
 

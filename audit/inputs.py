@@ -22,8 +22,8 @@ from torch import nn
 
 from unlearn_audit import unlearners
 from unlearn_audit.audit import __version__
-from unlearn_audit.audit.config import AuditConfig, ConfigError
-from unlearn_audit.audit.paradigms import get_paradigm
+from unlearn_audit.audit.config_types import AuditConfig, ConfigError
+from unlearn_audit.audit.paradigms import make_paradigm
 from unlearn_audit.audit.plan import Plan, PlanError, make_plan
 from unlearn_audit.audit.rundir import content_key
 from unlearn_audit.audit.specs import Specs
@@ -88,7 +88,7 @@ class Setup:
     ) -> None:
         self.cfg, self.inputs = cfg, inputs
         self.device = resolve_device(cfg.device)
-        self.paradigm = get_paradigm(cfg.paradigm, cfg)
+        self.paradigm = make_paradigm(cfg)
         self.recipe = self.paradigm.recipe(cfg.train)  # what every model here trains with
         self.ds, self.x, self.y = ds, ds.x.to(self.device), ds.y.to(self.device)
         self.labels = ds.y.numpy()

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from unlearn_audit.audit.config import AuditConfig
+from unlearn_audit.audit.config_types import AuditConfig
 from unlearn_audit.audit.forgetting import UliraBank, retain_leakage
 from unlearn_audit.audit.measure import forget_vs_nonmember
 from unlearn_audit.audit.normal_score import effective_records, record_weights

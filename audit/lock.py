@@ -27,7 +27,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from unlearn_audit.audit.config import ConfigError
+from unlearn_audit.audit.config_types import ConfigError
 
 try:
     import fcntl

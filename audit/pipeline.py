@@ -37,6 +37,7 @@ from unlearn_audit.audit.judging import (
 )
 from unlearn_audit.audit.lock import RunLock
 from unlearn_audit.audit.measure import attack_metrics, attack_scores
+from unlearn_audit.audit.paradigms import make_paradigm
 from unlearn_audit.audit.plan import Plan, derive_seed
 from unlearn_audit.audit.production import Producer
 from unlearn_audit.audit.records import RECORD_ATTACK
@@ -44,7 +45,6 @@ from unlearn_audit.audit.rundir import ModelStore, atomic_write_text
 from unlearn_audit.audit.serialise import Outcome, write_run
 from unlearn_audit.audit.targets import CONTROLS, Targets, produce_targets
 from unlearn_audit.difficulty import DifficultyResult, PoolData, run_difficulty
-from unlearn_audit.learning.train import CrossEntropy
 from unlearn_audit.unlearners import Unlearner
 
 
@@ -66,8 +66,9 @@ def _check(cfg: AuditConfig, inputs: AuditInputs) -> list[Unlearner]:
         if name in CONTROLS:
             raise ConfigError(f"'{name}' is a control and always runs; remove it from methods")
     methods = resolve_methods(cfg, inputs)
+    family = make_paradigm(cfg).unlearner_paradigm  # what the unlearners see
     for m in methods:
-        if cfg.paradigm not in m.paradigms:
+        if family not in m.paradigms:
             raise ConfigError(
                 f"unlearner '{m.name}' does not support the {cfg.paradigm} paradigm "
                 f"(it supports: {', '.join(sorted(m.paradigms))})"
@@ -119,7 +120,7 @@ def _difficulty(
     if not (cfg.attack.ulira and cfg.difficulty.enabled and bank_signals):
         return DifficultyResult()
     original = targets.runs["original"].model
-    if not isinstance(setup.objective, CrossEntropy) or original is None:
+    if not setup.paradigm.has_classes or original is None:
         p.log("difficulty: skipped (its features need a classifier trained with cross-entropy)")
         return DifficultyResult()
 
@@ -256,6 +257,7 @@ def _run_audit(
             "name": setup.paradigm.name,
             "signal": setup.paradigm.signal_description(),
             "signal_settings": setup.paradigm.signal_settings(),
+            "has_classes": setup.paradigm.has_classes,
         },
         ds=setup.ds,
         plan=plan,

@@ -267,10 +267,9 @@ class Producer:
     def _packs(self, jobs: Sequence[ModelSpec]) -> list[PackJob]:
         """The uncached ``jobs`` in ensembles if the engine is batched (else none)."""
         from unlearn_audit.learning.ensemble import ENSEMBLE_SIZE, resolve_engine
-        from unlearn_audit.learning.train import CrossEntropy
 
         s = self.setup
-        supported = isinstance(s.objective, CrossEntropy)
+        supported = s.paradigm.batched_trainable
         auto_ok = supported and s.inputs.model_factory is None
         device = self.job_device
         probe = auto_ok and device.type == "cuda" and self.cfg.attack.engine == "auto"
@@ -288,11 +287,10 @@ class Producer:
     def _fit_pack(self, pack: PackJob) -> dict[str, np.ndarray]:
         """Train one ensemble of shadows with the batched engine, store each; their signals."""
         from unlearn_audit.learning.ensemble import fit_ensemble
-        from unlearn_audit.learning.train import CrossEntropy
 
         s, jobs = self.setup, pack.jobs
         objective = s.objective
-        if not isinstance(objective, CrossEntropy):
+        if not s.paradigm.batched_trainable:
             raise TypeError("the batched engine trains cross-entropy models only")
         t0 = time.perf_counter()
         models = fit_ensemble(
@@ -302,7 +300,7 @@ class Producer:
             [torch.as_tensor(job.idx, device=self.device) for job in jobs],
             s.recipe,
             [make_generator(job.seed, self.device) for job in jobs],
-            augment=objective.augment,
+            augment=objective.augment,  # type: ignore[attr-defined]  # a CrossEntropy
             progress=self.progress,
             desc=f"{len(jobs)} shadows at once",
         )

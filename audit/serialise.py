@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from unlearn_audit.audit import __version__
-from unlearn_audit.audit.config import AuditConfig
+from unlearn_audit.audit.config_types import AuditConfig
 from unlearn_audit.audit.forgetting import UliraBank
 from unlearn_audit.audit.judging import Judgement, Scores
 from unlearn_audit.audit.measure import samples_csv

@@ -3,7 +3,8 @@
 Both follow the objective protocol of :mod:`learning.train` (``name`` and
 ``loss(model, x, y, generator)``, ``y`` ignored) and the contrastive protocol
 the unlearners program against: ``views(x, generator) -> (x1, x2)``, two
-independently augmented views of every image, and a ``temperature``.
+independently augmented views of every image, and a ``temperature``. Both
+declare ``paradigm = "contrastive"`` (what :func:`unlearners.paradigm_of` reads).
 
 The model is the whole encoder: backbone ``f`` followed by a projection head
 ``g`` that is the model's *last* ``nn.Linear`` (for the built-in ``mlp``,
@@ -18,6 +19,7 @@ from __future__ import annotations
 import copy
 import weakref
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -81,6 +83,7 @@ class SimCLR:
         temperature: ``T`` of NT-Xent (SimCLR's CIFAR-10 value is 0.5).
     """
 
+    paradigm: ClassVar[str] = "contrastive"
     augment: ViewAugment
     temperature: float = 0.5
     name: str = "simclr"
@@ -163,6 +166,7 @@ class MoCo:
         queue_size: Number of negative keys ``|K|``.
     """
 
+    paradigm: ClassVar[str] = "contrastive"
     augment: ViewAugment
     temperature: float = 0.2
     momentum: float = 0.99

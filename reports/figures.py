@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from unlearn_audit.reports.formatting import as_dict
-from unlearn_audit.reports.loading import Samples
+from unlearn_audit.reports.loading import Samples, has_classes
 from unlearn_audit.reports.plots import Curve, Panel, Series, histogram_svg, roc_svg, scatter_svg
 from unlearn_audit.reports.roc import roc_auc, roc_curve
 from unlearn_audit.reports.verdict import REFERENCE, methods_audited
@@ -80,7 +80,7 @@ def signal_figure(results: dict[str, Any], samples: Samples) -> str:
     if not panels:
         return ""
     axis = "signal (logit-scaled confidence)"
-    if as_dict(results.get("paradigm")).get("name") not in (None, "supervised"):
+    if not has_classes(results):
         axis = "membership signal"
     return histogram_svg(panels, axis, "forget samples")
 

@@ -244,6 +244,23 @@ def load_results(run_dir: Path) -> dict[str, Any]:
     return data
 
 
+def has_classes(results: dict[str, Any]) -> bool:
+    """Whether the run's models give per-class logits (a classifier, not an encoder).
+
+    The one reader of the paradigm's capability: results.json's ``paradigm.has_classes``,
+    which the audit writes from the paradigm's declaration (``audit/paradigms.py``). A
+    run written before that key reads its paradigm's name (``paradigm.name``, else
+    ``config.paradigm``, else ``supervised``): then only ``supervised`` has classes.
+    """
+    block = results.get("paradigm")
+    block = block if isinstance(block, dict) else {}
+    if isinstance(flag := block.get("has_classes"), bool):
+        return flag
+    config = results.get("config")
+    name = block.get("name") or (config if isinstance(config, dict) else {}).get("paradigm")
+    return name in (None, "supervised")
+
+
 @dataclass
 class Samples:
     """The per-sample table of ``samples.csv``.

@@ -77,7 +77,7 @@ def load_table(run_dir: str | Path) -> Table:
             results = loaded if isinstance(loaded, dict) else {}
         except (OSError, UnicodeDecodeError, json.JSONDecodeError):
             results = {}  # the table stands without it
-    from unlearn_audit.reports.loading import damaged, samples_problems
+    from unlearn_audit.reports.loading import damaged, has_classes, samples_problems
 
     problem = damaged(samples_problems(results or None, columns, body, str(path)))
     if problem:
@@ -87,7 +87,7 @@ def load_table(run_dir: str | Path) -> Table:
     table = Table(rows, columns, results)
     if not table.methods():
         cfg = results.get("config") or {}
-        if cfg.get("paradigm", "supervised") != "supervised":
+        if not has_classes(results):
             why = (
                 f"the difficulty features need a classifier, and this run audited "
                 f"{cfg.get('paradigm')} encoders"

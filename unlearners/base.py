@@ -20,9 +20,14 @@ from torch import nn
 
 from unlearn_audit.learning.train import Objective, Recipe, step_count
 from unlearn_audit.unlearners._legacy import call_old, old_style
-from unlearn_audit.unlearners.request import Data, ForgetRequest, UnlearnContext, paradigm_of
+from unlearn_audit.unlearners.request import (
+    PARADIGMS,
+    Data,
+    ForgetRequest,
+    UnlearnContext,
+    paradigm_of,
+)
 
-PARADIGMS = frozenset({"supervised", "contrastive"})
 steps_for = step_count  # the step count of ``learning.train.fit``, under its older name here
 
 

@@ -140,6 +140,7 @@ def test_run_audit_end_to_end_on_an_encoder(tmp_path):
     )
     r = res.results
     assert set(r["models"]) >= {"original", "reference", "noop", "retrain", "finetune"}
+    assert r["paradigm"]["name"] == "contrastive" and r["paradigm"]["has_classes"] is False
     for entry in r["models"].values():
         u = entry["utility"]
         assert u["test_acc"] == u["probe_test_acc"] and 0 <= u["knn_forget_acc"] <= 1

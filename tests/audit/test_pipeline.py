@@ -49,6 +49,7 @@ def test_run_directory_contract(tmp_path):
     r = json.loads((run / "results.json").read_text())
     assert r == json.loads(json.dumps(res.results))
     assert r["schema_version"] == 2 and r["tool"]["name"] == "unlearn-audit"
+    assert r["paradigm"]["name"] == "supervised" and r["paradigm"]["has_classes"] is True
     assert set(r["models"]) == {
         "original",
         "reference",

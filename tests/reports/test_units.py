@@ -13,7 +13,7 @@ from matplotlib import image as mpimg
 
 from unlearn_audit.reports.figures import average_ranks, spearman
 from unlearn_audit.reports.images import encode_png, png_data_uri, to_pixels
-from unlearn_audit.reports.loading import load_samples
+from unlearn_audit.reports.loading import has_classes, load_samples
 from unlearn_audit.reports.provenance import describe_forget
 from unlearn_audit.reports.tables import utility_label, wilson_interval
 
@@ -164,3 +164,13 @@ def test_verdict_evidence_quotes_the_per_attack_level_of_the_headline_interval()
     assert "(98.33% CI +0.020 to +0.180)" in verdict_rows(results)[0]["evidence"]
     del ev["attack_level"]
     assert "(95% CI +0.020 to +0.180)" in verdict_rows(results)[0]["evidence"]
+
+
+def test_has_classes_reads_the_recorded_capability_and_falls_back_to_the_name():
+    assert has_classes({"paradigm": {"name": "contrastive", "has_classes": True}})
+    assert not has_classes({"paradigm": {"name": "supervised", "has_classes": False}})
+    # runs written before the key: only the supervised paradigm has classes
+    assert has_classes({"paradigm": {"name": "supervised"}, "config": {"paradigm": "x"}})
+    assert not has_classes({"paradigm": {"name": "contrastive"}})
+    assert not has_classes({"config": {"paradigm": "contrastive"}})
+    assert has_classes({}) and has_classes({"paradigm": None, "config": 3})

@@ -145,6 +145,39 @@ def test_the_paradigm_is_decided_once_from_the_objective(classifier, encoder):
         audit_call(NewRetrain(), encoder)
 
 
+def test_an_objective_declares_its_paradigm():
+    """The toolkit's objectives say their paradigm; the shape (``views``) is only the
+    fallback for an objective that declares none (a user's own)."""
+    import dataclasses
+
+    from unlearn_audit.learning import CrossEntropy
+    from unlearn_audit.learning.contrastive import MoCo, SimCLR
+    from unlearn_audit.learning.views import default_views
+
+    views = default_views((1, 8, 8), False)
+    assert paradigm_of(CrossEntropy()) == CrossEntropy.paradigm == "supervised"
+    assert paradigm_of(SimCLR(views)) == paradigm_of(MoCo(views)) == "contrastive"
+    # a class attribute, not a field: the objective's repr (part of every model's cache
+    # key) and its fields are unchanged
+    assert repr(CrossEntropy()) == "CrossEntropy(augment=None, name='cross_entropy')"
+    assert "paradigm" not in {f.name for f in dataclasses.fields(SimCLR)}
+
+    class Declared:  # the declaration wins over the shape
+        paradigm = "supervised"
+
+        def views(self, x, generator):
+            return x, x
+
+    assert paradigm_of(Declared()) == "supervised"
+
+    class Odd:
+        name = "odd"
+        paradigm = "regression"
+
+    with pytest.raises(ValueError, match="objective odd declares paradigm 'regression'"):
+        paradigm_of(Odd())
+
+
 class Ascend(FineTuneUnlearner):
     """Ascend on forget: only the training set, the loss and the epochs are given."""
 
