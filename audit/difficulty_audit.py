@@ -52,6 +52,14 @@ from unlearn_audit.audit.difficulty_features import (
     stein_self_score,
 )
 from unlearn_audit.learning.train import predict_logits
+from unlearn_audit.runfiles.names import (
+    DIFFICULTY,
+    DIFFICULTY_RANK,
+    FEATURE,
+    FLAGS,
+    RESIDUAL,
+    column,
+)
 
 #: Feature names, in the order of the ``feature.<name>`` columns and the index.
 FEATURES = ("memorization", "lira", "loss", "margin", "grad_norm", "stein", "entanglement")
@@ -442,7 +450,7 @@ def run_difficulty(
     rows = shadow_rows(load, shadow, keep, pool, forget)
     block: dict[str, Any] = {}
     columns = difficulty_columns(
-        keep.shape[1], forget, {f"feature.{n}": v for n, v in target.items()}
+        keep.shape[1], forget, {column(FEATURE, n): v for n, v in target.items()}
     )
     for name in methods:
         shadow_y = shadow_outcomes(banks[name], shadow, keep, rows)
@@ -454,10 +462,10 @@ def run_difficulty(
                 keep.shape[1],
                 forget,
                 {
-                    f"difficulty.{name}": per["index"],
-                    f"difficulty_rank.{name}": per["rank"],
-                    f"residual.{name}": per["residual"],
-                    f"flags.{name}": per["flags"],
+                    column(DIFFICULTY, name): per["index"],
+                    column(DIFFICULTY_RANK, name): per["rank"],
+                    column(RESIDUAL, name): per["residual"],
+                    column(FLAGS, name): per["flags"],
                 },
             )
         )

@@ -43,12 +43,7 @@ from unlearn_audit.audit.residual import (
     record_evidence,
     record_weights,
 )
-from unlearn_audit.audit.rundir import (
-    ModelStore,
-    atomic_savez,
-    atomic_write_json,
-    atomic_write_text,
-)
+from unlearn_audit.audit.rundir import ModelStore
 from unlearn_audit.audit.verdict import (
     NEGATIVE_CONTROL,
     PLANTED_CONTROL,
@@ -60,9 +55,19 @@ from unlearn_audit.audit.verdict import (
 )
 from unlearn_audit.learning.data import Dataset
 from unlearn_audit.learning.train import CrossEntropy
+from unlearn_audit.runfiles import (
+    CONFIG_FILE,
+    MODELS_DIR,
+    RESULTS_FILE,
+    SAMPLES_FILE,
+    SCHEMA_VERSION,
+    SIGNALS_FILE,
+    atomic_savez,
+    atomic_write_json,
+    atomic_write_text,
+)
 
 CONTROLS = (NEGATIVE_CONTROL, POSITIVE_CONTROL)
-SCHEMA_VERSION = 2  # 2: residual, records, power (MDR) and the planted control
 
 
 def planted_records(plan: Plan, fraction: float, seed: int) -> np.ndarray:
@@ -494,8 +499,8 @@ def _run_audit(
     for warning in plan.warnings:
         logger(f"warning: {warning}")
     lock.acquire()  # before the first file (no-op when the directory existed)
-    p.store = ModelStore(run_dir / "models", log=logger)
-    atomic_write_text(run_dir / "config.toml", to_toml(cfg.to_dict()))
+    p.store = ModelStore(run_dir / MODELS_DIR, log=logger)
+    atomic_write_text(run_dir / CONFIG_FILE, to_toml(cfg.to_dict()))
     logger(
         f"{ds.name}: pool {plan.n_pool}, members {plan.members.size}, "
         f"forget {plan.forget.size}, device {p.device}"
@@ -553,7 +558,7 @@ def _run_audit(
     _note_leakage(results)
     _write(run_dir, plan, ds, models, shadow, scores, {**extra, **hard_cols})
     results["timings"] = {**timings, "total_seconds": round(time.perf_counter() - t_start, 3)}
-    atomic_write_json(run_dir / "results.json", results)
+    atomic_write_json(run_dir / RESULTS_FILE, results)
     report = finish(run_dir) if finish is not None else None
     return AuditResult(run_dir, results, report)
 
@@ -569,7 +574,7 @@ def _write(
 ) -> None:
     labels = ds.y.numpy()
     atomic_write_text(
-        run_dir / "samples.csv", samples_csv(plan, labels, ds.ids, models.signals, scores, extra)
+        run_dir / SAMPLES_FILE, samples_csv(plan, labels, ds.ids, models.signals, scores, extra)
     )
     names = list(models.signals)
     keep_rows = {
@@ -579,7 +584,7 @@ def _write(
     }
     target_keep = np.stack([plan.mask(keep_rows.get(n, plan.members)) for n in names])
     atomic_savez(
-        run_dir / "signals.npz",
+        run_dir / SIGNALS_FILE,
         signals=np.concatenate([shadow, np.stack([models.signals[n] for n in names])]),
         keep=np.concatenate([plan.keep, target_keep]),
         model_names=np.array([f"shadow{k}" for k in range(len(shadow))] + names),

@@ -55,7 +55,7 @@ def test_the_wheel_installs_one_top_level_name(wheel, tmp_path):
     tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
     assert tops == {"unlearn_audit"}
     # every floor and the report templates are in it
-    for path in ("audit/pipeline.py", "learning/data.py", "unlearners/base.py"):
+    for path in ("audit/pipeline.py", "learning/data.py", "unlearners/base.py", "runfiles/read.py"):
         assert f"unlearn_audit/{path}" in names
     assert any(n.startswith("unlearn_audit/reports/templates/") for n in names)
     entry = next(n for n in names if n.endswith("entry_points.txt"))
@@ -65,6 +65,6 @@ def test_the_wheel_installs_one_top_level_name(wheel, tmp_path):
     ok = _isolated(tmp_path, "import unlearn_audit; print(sorted(unlearn_audit.__all__))")
     assert ok.returncode == 0, ok.stderr
     assert "run_audit" in ok.stdout
-    for generic in ("audit", "reports", "learning", "attacks", "unlearners"):
+    for generic in ("audit", "reports", "learning", "attacks", "unlearners", "runfiles"):
         res = _isolated(tmp_path, f"import {generic}")
         assert res.returncode != 0 and "ModuleNotFoundError" in res.stderr, generic

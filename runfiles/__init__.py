@@ -1,0 +1,113 @@
+"""The run directory contract, in one place: names, schema, atomic writers, one reader.
+
+An audit writes ``RUN/`` and every reader reads it through this package: the file and
+column names and the schema version (:mod:`.names`), the atomic writers the audit uses
+(:mod:`.write`), what "consistent" means between the files (:mod:`.checks`) and the one
+reader (:mod:`.read`), whose every failure is a :class:`RunFileError` with a one-line
+message. It imports nothing of the toolkit (numpy and the standard library only), so
+``audit``, ``reports`` and the command line all stand on it (docs/design.md).
+"""
+
+from unlearn_audit.runfiles.checks import expected_columns, samples_problems, signals_problems
+from unlearn_audit.runfiles.errors import DAMAGED, RunFileError, damaged
+from unlearn_audit.runfiles.names import (
+    BASE_COLUMNS,
+    CONFIG_FILE,
+    DIFFICULTY,
+    DIFFICULTY_RANK,
+    EPSILON,
+    FEATURE,
+    FLAGS,
+    LOCK_FILE,
+    MODELS_DIR,
+    PLANTED_COLUMN,
+    PVALUE,
+    RECOGNISABLE,
+    REPORT_FILE,
+    RESIDUAL,
+    RESULTS_FILE,
+    SAMPLES_FILE,
+    SCHEMA_VERSION,
+    SIGNAL,
+    SIGNALS_FILE,
+    SPLIT_COLUMN,
+    SPLIT_COUNTS,
+    SUPPORTED_SCHEMAS,
+    TEXT_COLUMNS,
+    ULIRA,
+    WEIGHT_COLUMN,
+    column,
+    columns_for,
+    is_text_column,
+)
+from unlearn_audit.runfiles.read import (
+    ForgetImages,
+    SampleRows,
+    Samples,
+    check_run_signals,
+    read_forget_images,
+    read_results,
+    read_sample_rows,
+    read_samples,
+    read_signals,
+    results_if_any,
+    run_directory,
+)
+from unlearn_audit.runfiles.write import (
+    atomic_savez,
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+)
+
+__all__ = [
+    "BASE_COLUMNS",
+    "CONFIG_FILE",
+    "DAMAGED",
+    "DIFFICULTY",
+    "DIFFICULTY_RANK",
+    "EPSILON",
+    "FEATURE",
+    "FLAGS",
+    "LOCK_FILE",
+    "MODELS_DIR",
+    "PLANTED_COLUMN",
+    "PVALUE",
+    "RECOGNISABLE",
+    "REPORT_FILE",
+    "RESIDUAL",
+    "RESULTS_FILE",
+    "SAMPLES_FILE",
+    "SCHEMA_VERSION",
+    "SIGNAL",
+    "SIGNALS_FILE",
+    "SPLIT_COLUMN",
+    "SPLIT_COUNTS",
+    "SUPPORTED_SCHEMAS",
+    "TEXT_COLUMNS",
+    "ULIRA",
+    "WEIGHT_COLUMN",
+    "ForgetImages",
+    "RunFileError",
+    "SampleRows",
+    "Samples",
+    "atomic_savez",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "atomic_write_text",
+    "check_run_signals",
+    "column",
+    "columns_for",
+    "damaged",
+    "expected_columns",
+    "is_text_column",
+    "read_forget_images",
+    "read_results",
+    "read_sample_rows",
+    "read_samples",
+    "read_signals",
+    "results_if_any",
+    "run_directory",
+    "samples_problems",
+    "signals_problems",
+]
