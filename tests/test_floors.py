@@ -46,7 +46,6 @@ KNOWN_LONG = {
     "unlearn_audit.audit.residual",
     "unlearn_audit.audit.verdict",
     "unlearn_audit.learning.data",
-    "unlearn_audit.reports.loading",
 }
 
 
