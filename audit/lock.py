@@ -28,13 +28,12 @@ from types import TracebackType
 from typing import Any
 
 from unlearn_audit.audit.config_types import ConfigError
+from unlearn_audit.runfiles.names import LOCK_FILE, MODELS_DIR
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows: no flock; the lock is a no-op there
     fcntl = None  # type: ignore[assignment]
-
-LOCK_FILE = ".lock"
 
 
 class RunLockedError(ConfigError):
@@ -130,7 +129,7 @@ class RunLock:
         """Remove the temporary files a killed writer left (only the lock holder writes)."""
         litter = [
             p
-            for folder in (self.run_dir, self.run_dir / "models")
+            for folder in (self.run_dir, self.run_dir / MODELS_DIR)
             if folder.is_dir()
             for p in folder.glob(".*.tmp")
         ]

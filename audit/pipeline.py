@@ -41,10 +41,11 @@ from unlearn_audit.audit.paradigms import make_paradigm
 from unlearn_audit.audit.plan import Plan, derive_seed
 from unlearn_audit.audit.production import Producer
 from unlearn_audit.audit.records import RECORD_ATTACK
-from unlearn_audit.audit.rundir import ModelStore, atomic_write_text
+from unlearn_audit.audit.rundir import ModelStore
 from unlearn_audit.audit.serialise import Outcome, write_run
 from unlearn_audit.audit.targets import CONTROLS, Targets, produce_targets
 from unlearn_audit.difficulty import DifficultyResult, PoolData, run_difficulty
+from unlearn_audit.runfiles import CONFIG_FILE, MODELS_DIR, atomic_write_text
 from unlearn_audit.unlearners import Unlearner
 
 
@@ -227,8 +228,8 @@ def _run_audit(
     for warning in plan.warnings:
         logger(f"warning: {warning}")
     lock.acquire()  # before the first file (no-op when the directory existed)
-    p = Producer(setup, ModelStore(run_dir / "models", log=logger), progress, logger)
-    atomic_write_text(run_dir / "config.toml", to_toml(cfg.to_dict()))
+    p = Producer(setup, ModelStore(run_dir / MODELS_DIR, log=logger), progress, logger)
+    atomic_write_text(run_dir / CONFIG_FILE, to_toml(cfg.to_dict()))
     logger(
         f"{setup.ds.name}: pool {plan.n_pool}, members {plan.members.size}, "
         f"forget {plan.forget.size}, device {setup.device}"

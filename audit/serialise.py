@@ -20,13 +20,26 @@ from unlearn_audit.audit.forgetting import UliraBank
 from unlearn_audit.audit.judging import Judgement, Scores
 from unlearn_audit.audit.measure import samples_csv
 from unlearn_audit.audit.plan import Plan
-from unlearn_audit.audit.rundir import atomic_savez, atomic_write_json, atomic_write_text
 from unlearn_audit.audit.targets import Targets
 from unlearn_audit.audit.verdict import PLANTED_CONTROL, POSITIVE_CONTROL
 from unlearn_audit.difficulty import DifficultyResult
 from unlearn_audit.learning.data import Dataset
-
-SCHEMA_VERSION = 2  # 2: residual, records, power (MDR) and the planted control
+from unlearn_audit.runfiles import (
+    EPSILON,
+    PLANTED_COLUMN,
+    PVALUE,
+    RECOGNISABLE,
+    RESULTS_FILE,
+    SAMPLES_FILE,
+    SCHEMA_VERSION,
+    SIGNALS_FILE,
+    ULIRA,
+    WEIGHT_COLUMN,
+    atomic_savez,
+    atomic_write_json,
+    atomic_write_text,
+    column,
+)
 
 
 @dataclass
@@ -110,15 +123,15 @@ def sample_columns(o: Outcome) -> dict[str, np.ndarray]:
     plan, cols = o.plan, {}
     for name, bank in o.banks.items():
         if bank.error is None:
-            cols[f"ulira.{name}"] = _forget_column(plan, bank.scores)
-            cols[f"epsilon.{name}"] = _forget_column(plan, bank.epsilon)
+            cols[column(ULIRA, name)] = _forget_column(plan, bank.scores)
+            cols[column(EPSILON, name)] = _forget_column(plan, bank.epsilon)
     if o.weights is not None:
-        cols["weight"] = o.weights
+        cols[WEIGHT_COLUMN] = o.weights
     for name, rec in o.judgement.records.items():
-        cols[f"pvalue.{name}"] = _forget_column(plan, rec.pvalues)
-        cols[f"recognisable.{name}"] = _forget_column(plan, rec.recognisable)
+        cols[column(PVALUE, name)] = _forget_column(plan, rec.pvalues)
+        cols[column(RECOGNISABLE, name)] = _forget_column(plan, rec.recognisable)
     if PLANTED_CONTROL in o.judgement.verdicts:
-        cols["planted"] = _forget_column(plan, np.isin(plan.forget, o.targets.planted))
+        cols[PLANTED_COLUMN] = _forget_column(plan, np.isin(plan.forget, o.targets.planted))
     cols.update(o.difficulty.columns)
     return cols
 
@@ -134,7 +147,7 @@ def write_run(
     plan, ds, signals = o.plan, o.ds, o.targets.signals
     labels = ds.y.numpy()
     atomic_write_text(
-        run_dir / "samples.csv",
+        run_dir / SAMPLES_FILE,
         samples_csv(plan, labels, ds.ids, signals, o.scores, sample_columns(o)),
     )
     names = list(signals)
@@ -145,7 +158,7 @@ def write_run(
     }
     target_keep = np.stack([plan.mask(keep_rows.get(n, plan.members)) for n in names])
     atomic_savez(
-        run_dir / "signals.npz",
+        run_dir / SIGNALS_FILE,
         signals=np.concatenate([o.shadow, np.stack([signals[n] for n in names])]),
         keep=np.concatenate([plan.keep, target_keep]),
         model_names=np.array([f"shadow{k}" for k in range(len(o.shadow))] + names),
@@ -157,5 +170,5 @@ def write_run(
     )
     total = round(time.perf_counter() - t_start, 3)
     results = {**results_document(o), "timings": {**timings, "total_seconds": total}}
-    atomic_write_json(run_dir / "results.json", results)
+    atomic_write_json(run_dir / RESULTS_FILE, results)
     return results

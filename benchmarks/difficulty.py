@@ -39,7 +39,7 @@ import torch
 from unlearn_audit import run_audit
 from unlearn_audit.audit.config import from_dict
 from unlearn_audit.difficulty.index import spearman
-from unlearn_audit.reports.loading import load_samples
+from unlearn_audit.runfiles import read_samples
 
 FASHION = "/usr/share/datasets/fashion-mnist"
 METHODS = ("finetune", "gradient_constraint", "gradient_ascent")
@@ -83,7 +83,7 @@ def paired_ci(a: np.ndarray, b: np.ndarray, y: np.ndarray, n_boot: int = 1000) -
 def measure(run: Path) -> dict[str, Any]:
     """Per method: ρ, deciles and the index-vs-best-feature CI, from the run directory."""
     results = json.loads((run / "results.json").read_text())
-    samples, note = load_samples(run)
+    samples, note = read_samples(run)
     if samples is None:
         raise SystemExit(f"no samples.csv: {note}")
     rows = samples.rows("forget")

@@ -37,6 +37,14 @@ from unlearn_audit.difficulty.rows import (
     target_outcome,
     target_rows,
 )
+from unlearn_audit.runfiles.names import (
+    DIFFICULTY,
+    DIFFICULTY_RANK,
+    FEATURE,
+    FLAGS,
+    RESIDUAL,
+    column,
+)
 
 #: Non-negative heavy-tailed features the ridge sees as ``log1p`` (ranks are unchanged).
 TAMED = ("loss", "grad_norm", "stein")
@@ -246,7 +254,7 @@ def run_difficulty(
     rows = shadow_rows(load, shadow, keep, pool, forget)
     block: dict[str, Any] = {}
     columns = difficulty_columns(
-        keep.shape[1], forget, {f"feature.{n}": v for n, v in target.items()}
+        keep.shape[1], forget, {column(FEATURE, n): v for n, v in target.items()}
     )
     for name in methods:
         shadow_y = shadow_outcomes(banks[name], shadow, keep, rows)
@@ -258,10 +266,10 @@ def run_difficulty(
                 keep.shape[1],
                 forget,
                 {
-                    f"difficulty.{name}": per["index"],
-                    f"difficulty_rank.{name}": per["rank"],
-                    f"residual.{name}": per["residual"],
-                    f"flags.{name}": per["flags"],
+                    column(DIFFICULTY, name): per["index"],
+                    column(DIFFICULTY_RANK, name): per["rank"],
+                    column(RESIDUAL, name): per["residual"],
+                    column(FLAGS, name): per["flags"],
                 },
             )
         )

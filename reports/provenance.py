@@ -21,9 +21,9 @@ from unlearn_audit.reports.formatting import (
     fmt_seconds,
     fmt_value,
 )
-from unlearn_audit.reports.loading import RESULTS_FILE, SAMPLES_FILE, SIGNALS_FILE
 from unlearn_audit.reports.residual import power_statement, weighting_line
 from unlearn_audit.reports.verdict import REFERENCE, controls_outcome, methods_audited
+from unlearn_audit.runfiles import RESULTS_FILE, SAMPLES_FILE, SIGNALS_FILE
 
 _RUN_KEYS = ("created", "device", "seed", "python", "torch", "numpy", "platform")
 _WHO_KEYS = ("user", "operator", "host")

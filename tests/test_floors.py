@@ -20,13 +20,14 @@ NS = "unlearn_audit"
 # floor -> the floors it may import (besides itself). "" is the namespace's own top
 # floor (unlearn_audit/: the public API and the command line), which may import all.
 FLOORS: dict[str, set[str]] = {
+    "runfiles": set(),
     "learning": set(),
     "unlearners": {"learning"},
     "attacks": {"learning", "unlearners"},
-    "difficulty": {"learning", "unlearners", "attacks"},
-    "audit": {"learning", "unlearners", "attacks", "difficulty"},
-    "reports": set(),
-    "": {"learning", "unlearners", "attacks", "difficulty", "audit", "reports"},
+    "difficulty": {"learning", "unlearners", "attacks", "runfiles"},
+    "audit": {"learning", "unlearners", "attacks", "difficulty", "runfiles"},
+    "reports": {"runfiles"},
+    "": {"learning", "unlearners", "attacks", "difficulty", "audit", "reports", "runfiles"},
 }
 # import circles that exist today, each to be removed (the test fails when one is gone
 # too, so that this list only shrinks)
@@ -37,7 +38,6 @@ KNOWN_CYCLES: set[frozenset[str]] = set()
 MAX_LINES = 400
 KNOWN_LONG = {
     "unlearn_audit.learning.data",
-    "unlearn_audit.reports.loading",
 }
 
 
@@ -108,7 +108,7 @@ def test_no_import_runs_up_a_floor():
 def test_no_top_level_package_names_in_imports():
     """Every import of our code goes through the namespace (`import audit` must fail
     after `pip install`, so nothing may rely on it)."""
-    old = {"learning", "unlearners", "attacks", "difficulty", "audit", "reports"}
+    old = {"learning", "unlearners", "attacks", "difficulty", "audit", "reports", "runfiles"}
     files = [*_modules().values(), *ROOT.glob("tests/**/*.py"), *ROOT.glob("benchmarks/*.py")]
     files += [*ROOT.glob("examples/*.py")]
     bad = [

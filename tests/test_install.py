@@ -59,6 +59,7 @@ def test_the_wheel_installs_one_top_level_name(wheel, tmp_path):
         "audit/pipeline.py",
         "difficulty/assess.py",
         "learning/data.py",
+        "runfiles/read.py",
         "unlearners/base.py",
     ):
         assert f"unlearn_audit/{path}" in names
@@ -70,6 +71,7 @@ def test_the_wheel_installs_one_top_level_name(wheel, tmp_path):
     ok = _isolated(tmp_path, "import unlearn_audit; print(sorted(unlearn_audit.__all__))")
     assert ok.returncode == 0, ok.stderr
     assert "run_audit" in ok.stdout
-    for generic in ("audit", "difficulty", "reports", "learning", "attacks", "unlearners"):
+    names = ("audit", "difficulty", "reports", "learning", "attacks", "unlearners", "runfiles")
+    for generic in names:
         res = _isolated(tmp_path, f"import {generic}")
         assert res.returncode != 0 and "ModuleNotFoundError" in res.stderr, generic

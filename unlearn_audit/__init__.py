@@ -2,8 +2,10 @@
 
 The one import namespace of the toolkit. Its floors (docs/design.md "Layout"), each a
 subpackage: ``learning`` <- ``unlearners`` <- ``attacks`` <- ``difficulty`` <- ``audit``;
-``reports`` reads the run directory; this package's own modules (the public API below and the
-command line, :mod:`unlearn_audit.cli`) are the top floor.
+``reports`` reads the run directory; ``runfiles``, the run directory's contract (file and
+column names, schema version, atomic writers, the one reader and its ``RunFileError``),
+stands under both; this package's own modules (the public API below and the command line,
+:mod:`unlearn_audit.cli`) are the top floor.
 
 Python API::
 

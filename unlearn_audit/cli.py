@@ -25,7 +25,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from unlearn_audit.learning.data import DataError
     from unlearn_audit.learning.models import ModelError
     from unlearn_audit.learning.train import DeviceError
-    from unlearn_audit.reports import ReportError
+    from unlearn_audit.runfiles import RunFileError
     from unlearn_audit.unlearners import UnlearnerError
 
     return (
@@ -37,7 +37,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
         PlanError,
         UnlearnerError,
         UnknownAttackError,
-        ReportError,
+        RunFileError,
     )
 
 
@@ -343,10 +343,10 @@ def methods() -> None:
 def report(run_dir: str) -> None:
     """Re-render RUN_DIR/report.html from its results (no retraining)."""
     from unlearn_audit.audit.lock import ensure_idle
-    from unlearn_audit.reports import ReportError, render
+    from unlearn_audit.reports import render
+    from unlearn_audit.runfiles import run_directory
 
-    if not Path(run_dir).is_dir():
-        raise ReportError(f"{run_dir}: no such run directory")
+    run_directory(run_dir)
     ensure_idle(run_dir)
     click.echo(f"report: {render(run_dir)}")
 

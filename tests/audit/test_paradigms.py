@@ -79,9 +79,9 @@ def test_a_registered_paradigm_passes_the_config_validation(toy):
 
 
 def test_a_third_paradigm_drives_the_pipeline_by_its_capabilities(toy, tmp_path):
-    from unlearn_audit.rank_cmd import RankError, load_table
+    from unlearn_audit.rank_cmd import load_table
     from unlearn_audit.reports.figures import signal_figure
-    from unlearn_audit.reports.loading import load_samples
+    from unlearn_audit.runfiles import RunFileError, read_samples
 
     table = {
         "paradigm": "toy",
@@ -101,7 +101,7 @@ def test_a_third_paradigm_drives_the_pipeline_by_its_capabilities(toy, tmp_path)
     assert "finetune" in r["forgetting"] and r["difficulty"] == {}
     assert any(m.startswith("difficulty: skipped") for m in logs)
     # the readers of the finished run ask the recorded capability
-    with pytest.raises(RankError, match="this run audited toy encoders"):
+    with pytest.raises(RunFileError, match="this run audited toy encoders"):
         load_table(run)
-    samples, _ = load_samples(run, r)
+    samples, _ = read_samples(run, r)
     assert samples is not None and "membership signal" in signal_figure(r, samples)

@@ -18,7 +18,7 @@ from unlearn_audit import run_audit
 from unlearn_audit.audit.config import ConfigError, from_dict
 from unlearn_audit.cli import main
 from unlearn_audit.difficulty.rows import FEATURES
-from unlearn_audit.reports.loading import load_samples
+from unlearn_audit.runfiles import read_samples
 
 TINY = {
     "data": {"limit": 240},
@@ -97,7 +97,7 @@ def test_samples_csv_has_the_columns_on_forget_rows_only(run):
     # the realised residual is the mid-rank among never-trained shadows: k/4 with 2 OUT
     res = {float(r["residual.finetune"]) for r in forget}
     assert res <= {0.0, 0.25, 0.5, 0.75, 1.0}
-    samples, note = load_samples(out)
+    samples, note = read_samples(out)
     assert note is None and samples is not None
     assert "flags.finetune" in samples.text and "flags.finetune" not in samples.numeric
 

@@ -13,9 +13,9 @@ from matplotlib import image as mpimg
 
 from unlearn_audit.reports.figures import average_ranks, spearman
 from unlearn_audit.reports.images import encode_png, png_data_uri, to_pixels
-from unlearn_audit.reports.loading import has_classes, load_samples
 from unlearn_audit.reports.provenance import describe_forget
 from unlearn_audit.reports.tables import utility_label, wilson_interval
+from unlearn_audit.runfiles import has_classes, read_samples
 
 
 def _png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
@@ -109,7 +109,7 @@ def test_samples_csv_is_read_leniently(tmp_path: Path) -> None:
         "2,c,3,retain,oops\n",  # short row and a non-number
         encoding="utf-8",
     )
-    samples, note = load_samples(tmp_path)
+    samples, note = read_samples(tmp_path)
     assert note is None and samples is not None
     assert samples.split.tolist() == ["forget", "nonmember", "retain"]
     np.testing.assert_array_equal(samples.numeric["lira.m"], [0.5, np.nan, np.nan])
