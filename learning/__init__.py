@@ -1,6 +1,7 @@
 """The substrate: datasets, models, augmentation and training loops."""
 
 from unlearn_audit.learning.augment import Augment, default_padding, query_views, shift
+from unlearn_audit.learning.byol import BYOL
 from unlearn_audit.learning.contrastive import MoCo, SimCLR, nt_xent, representation
 from unlearn_audit.learning.data import DataError, Dataset, available_datasets, load_dataset
 from unlearn_audit.learning.ensemble import fit_ensemble, resolve_engine
@@ -26,6 +27,7 @@ from unlearn_audit.learning.views import ViewAugment, default_views
 
 __all__ = [
     "Augment",
+    "BYOL",
     "CrossEntropy",
     "DataError",
     "Dataset",

@@ -19,14 +19,7 @@ from unlearn_audit.learning.contrastive import (
 )
 from unlearn_audit.learning.views import ViewAugment
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one torch thread avoids thread hand-off costs on shared cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/learning/conftest.py
 
 
 CPU = torch.device("cpu")
