@@ -227,8 +227,9 @@ def _run_audit(
     setup, plan = _timed(timings, "load", lambda: load_setup(cfg, inputs))  # fails before files
     for warning in plan.warnings:
         logger(f"warning: {warning}")
-    lock.acquire()  # before the first file (no-op when the directory existed)
+    # the executor connects (Ray) here: a missing Ray or cluster fails before any file
     p = Producer(setup, ModelStore(run_dir / MODELS_DIR, log=logger), progress, logger)
+    lock.acquire()  # before the first file (no-op when the directory existed)
     atomic_write_text(run_dir / CONFIG_FILE, to_toml(cfg.to_dict()))
     logger(
         f"{setup.ds.name}: pool {plan.n_pool}, members {plan.members.size}, "

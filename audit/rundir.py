@@ -72,7 +72,8 @@ class ModelStore:
     """Checkpoints (state dict + JSON metadata + signals) keyed by content hash.
 
     Args:
-        root: The folder (``RUN/models``); created.
+        root: The folder (``RUN/models``); created by the first save (building a
+            store writes nothing, so an audit can build it before its first file).
         log: Receives one line per damaged file moved aside (and one note the first
             time an entry without digests is met); default: this module's logger.
     """
@@ -81,7 +82,6 @@ class ModelStore:
         self.root = root
         self.log = log or _logger.warning
         self._legacy_noted = False
-        root.mkdir(parents=True, exist_ok=True)
 
     def _paths(self, label: str, key: str) -> tuple[Path, Path, Path]:
         stem = self.root / f"{label}-{key}"

@@ -41,7 +41,8 @@ def test_keys_follow_every_input():
     key = specs.unlearned(ft, original, plan).key
     assert specs.unlearned(unlearners.create("finetune"), original, plan).key == key
     assert specs.unlearned(unlearners.create("finetune", epochs=3.0), original, plan).key != key
-    assert Specs({**BASE, "arch": "cnn"}, 0).unlearned(ft, original, plan).key != key
+    cnn = Specs({**BASE, "arch": "cnn"}, 0)
+    assert cnn.unlearned(ft, cnn.original(plan), plan).key != key  # another original
     other = Specs(BASE, 1)
     assert other.original(plan).key != original.key
 

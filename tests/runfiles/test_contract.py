@@ -80,7 +80,9 @@ def test_what_the_audit_writes_the_reader_reads(run):
 @pytest.mark.parametrize(
     ("module", "name"),
     [
-        ("unlearn_audit.audit.pipeline", "SCHEMA_VERSION"),
+        ("unlearn_audit.audit.serialise", "SCHEMA_VERSION"),
+        ("unlearn_audit.audit.serialise", "SAMPLES_FILE"),
+        ("unlearn_audit.audit.pipeline", "CONFIG_FILE"),
         ("unlearn_audit.audit.lock", "LOCK_FILE"),
         ("unlearn_audit.reports.render", "REPORT_FILE"),
     ],
