@@ -4,27 +4,33 @@ Pure NumPy/SciPy (scikit-learn only for the SVC baseline; no torch).
 Convention everywhere: higher score = more likely a member.
 """
 
-from attacks.baselines import loss_attack
-from attacks.epsilon import (
+from unlearn_audit.attacks.baselines import loss_attack
+from unlearn_audit.attacks.epsilon import (
     forget_quality,
     forget_quality_points,
     per_example_epsilon,
     signals_by_side,
 )
-from attacks.leakage import retain_exposure_increase
-from attacks.lira import lira
-from attacks.metrics import auc_ci, auc_difference_ci, roc_curve, roc_metrics, tpr_at_fpr_ci
-from attacks.population import (
+from unlearn_audit.attacks.leakage import retain_exposure_increase
+from unlearn_audit.attacks.lira import lira
+from unlearn_audit.attacks.metrics import (
+    auc_ci,
+    auc_difference_ci,
+    roc_curve,
+    roc_metrics,
+    tpr_at_fpr_ci,
+)
+from unlearn_audit.attacks.population import (
     confidence_attack,
     entropy_attack,
     modified_entropy_attack,
     svc_mia_efficacy,
 )
-from attacks.registry import Attack, UnknownAttackError, available, get, register
-from attacks.rmia import rmia, tune_rmia_a
-from attacks.shadows import check_keep_matrix, make_keep_matrix, unlearning_request
-from attacks.signals import logit_scaled_confidence, loss_from_signal
-from attacks.ulira import ulira
+from unlearn_audit.attacks.registry import Attack, UnknownAttackError, available, get, register
+from unlearn_audit.attacks.rmia import rmia, tune_rmia_a
+from unlearn_audit.attacks.shadows import check_keep_matrix, make_keep_matrix, unlearning_request
+from unlearn_audit.attacks.signals import logit_scaled_confidence, loss_from_signal
+from unlearn_audit.attacks.ulira import ulira
 
 __all__ = [
     "Attack",

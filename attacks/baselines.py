@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from attacks.signals import loss_from_signal
+from unlearn_audit.attacks.signals import loss_from_signal
 
 __all__ = ["loss_attack"]
 

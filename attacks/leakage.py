@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from attacks.metrics import auc_difference_ci, roc_metrics
+from unlearn_audit.attacks.metrics import auc_difference_ci, roc_metrics
 
 __all__ = ["retain_exposure_increase"]
 

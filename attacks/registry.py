@@ -34,9 +34,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import expit
 
-from attacks.baselines import loss_attack
-from attacks.lira import lira
-from attacks.rmia import DEFAULT_OFFLINE_A, rmia, tune_rmia_a
+from unlearn_audit.attacks.baselines import loss_attack
+from unlearn_audit.attacks.lira import lira
+from unlearn_audit.attacks.rmia import DEFAULT_OFFLINE_A, rmia, tune_rmia_a
 
 __all__ = ["FIXED_VARIANCE_BELOW", "Attack", "UnknownAttackError", "available", "get", "register"]
 

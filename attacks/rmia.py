@@ -58,7 +58,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from attacks.metrics import roc_metrics
+from unlearn_audit.attacks.metrics import roc_metrics
 
 __all__ = ["DEFAULT_OFFLINE_A", "rmia", "tune_rmia_a"]
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from attacks.lira import _prepare, _side_stats
+from unlearn_audit.attacks.lira import _prepare, _side_stats
 
 __all__ = ["ulira"]
 

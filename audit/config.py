@@ -4,474 +4,84 @@ Every key has a default, so an empty config is the embedded default audit
 (scikit-learn's ``digits``, an MLP, 10% random forget). Unknown keys and
 wrong types fail here, before any training, with a message that names the key
 and the fix.
+
+Three modules, imports in one direction:
+
+* :mod:`audit.config_types`: the frozen dataclasses and their single-value checks;
+* :mod:`audit.config_file`: a TOML-shaped table read into them (key names, types),
+  the value checks that need no registry, TOML files in and out;
+* this module: the one validation step that asks the registries
+  (:func:`check_keys`: the paradigm's name, each method's ``Params``) and the two
+  entry points that run every check before any training, :func:`from_dict` and
+  :func:`check_file`.
+
+The first two are the configuration's data leaf: they import no registry, so the
+paradigms (and any module they import) read the config from them. This module sits
+above the registries and re-exports the leaf's names, so ``from
+unlearn_audit.audit.config import AuditConfig, from_dict`` is the one public place.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import tomllib
-import types
 import typing
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from learning.train import Recipe
+from unlearn_audit import unlearners
+from unlearn_audit.audit.config_file import (
+    build,
+    check_relations,
+    check_type,
+    check_values,
+    load_toml,
+    merge,
+    to_toml,
+)
+from unlearn_audit.audit.config_types import (
+    EXECUTORS,
+    RESERVED,
+    WEIGHTINGS,
+    AttackConfig,
+    AuditConfig,
+    ConfigError,
+    ContrastiveConfig,
+    DataConfig,
+    DifficultyConfig,
+    ExecutionConfig,
+    ForgetConfig,
+    ModelConfig,
+    UnlearnConfig,
+    VerdictConfig,
+)
+from unlearn_audit.audit.paradigms import check_paradigm
+
+__all__ = [
+    "EXECUTORS",
+    "RESERVED",
+    "WEIGHTINGS",
+    "AttackConfig",
+    "AuditConfig",
+    "ConfigError",
+    "ContrastiveConfig",
+    "DataConfig",
+    "DifficultyConfig",
+    "ExecutionConfig",
+    "ForgetConfig",
+    "ModelConfig",
+    "UnlearnConfig",
+    "VerdictConfig",
+    "check_file",
+    "check_params",
+    "check_keys",
+    "from_dict",
+    "load_toml",
+    "merge",
+    "to_toml",
+]
 
 
-class ConfigError(ValueError):
-    """An invalid configuration value; the message names the key."""
-
-
-RESERVED = ("original", "reference", "noop", "retrain", "planted")
-
-
-@dataclass(frozen=True)
-class DataConfig:
-    """Which data to audit.
-
-    Attributes:
-        dataset: A built-in name (``digits``, ``mnist``, ``fashion-mnist``, ``cifar10``,
-            ``cifar100``, ``svhn``) or a path to an ``.npz`` file with ``x`` and ``y``.
-        root: Folder with the raw files (torchvision datasets, Fashion-MNIST...).
-        limit: Use only the first ``limit`` samples of the dataset; 0 = the dataset's
-            default size (``learning.data.DEFAULT_SIZES``: the first 1,000 of digits'
-            1,797 images, all of any other dataset) when the audit trains its own
-            original, and all of it when you bring the original or its members.
-        members: The original model's training set: empty = a seeded random half of the
-            pool; ``file:PATH`` = the sample ids it was trained on (required to audit a
-            model you bring with ``model.original``).
-    """
-
-    dataset: str = "digits"
-    root: str = ""
-    limit: int = 0
-    members: str = ""
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """Architecture of the original, reference and shadow models.
-
-    Attributes:
-        arch: ``mlp``, ``cnn``, ``resnet18``, or ``package.module:factory`` (your function,
-            called with ``kwargs``, returning an ``nn.Module``).
-        kwargs: Keyword arguments of the architecture builder or factory.
-        original: Path of YOUR trained original model (state dict, ``.safetensors`` or
-            PyTorch); empty = the tool trains its own. Shadow and reference models follow
-            ``[train]``, which is then the stated assumption about how yours was trained.
-    """
-
-    arch: str = "mlp"
-    kwargs: dict[str, Any] = field(default_factory=dict)
-    original: str = ""
-
-
-@dataclass(frozen=True)
-class ForgetConfig:
-    """The forget request.
-
-    Attributes:
-        spec: ``random:FRACTION`` of the members, ``class:K`` (a class index or name: all
-            members of that class), or ``file:PATH`` (pool indices, whitespace/comma
-            separated; they are placed among the members).
-    """
-
-    spec: str = "random:0.6"
-
-
-@dataclass(frozen=True)
-class UnlearnConfig:
-    """Methods to audit (besides the ``noop`` and ``retrain`` controls) and their parameters.
-
-    Attributes:
-        methods: Registry names (see ``unlearn-audit methods``).
-        params: Per-method parameter tables, e.g. ``{"finetune": {"epochs": 3}}``.
-        checkpoints: YOUR unlearned models to judge, ``{name: path}`` (state dicts of the
-            same architecture), alongside or instead of ``methods``.
-    """
-
-    methods: tuple[str, ...] = ("finetune", "gradient_ascent")
-    params: dict[str, dict[str, Any]] = field(default_factory=dict)
-    checkpoints: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class AttackConfig:
-    """The membership-inference measurement.
-
-    Attributes:
-        shadows: Number of shadow models (even; each sample is IN exactly half of them).
-        queries: Queries per sample (identity, flip where sensible, 1-px shifts); 0 = auto:
-            the identity alone for a model trained without augmentation (shifted queries
-            only add noise there), else 5 views.
-        attacks: Attack registry names to run on every model.
-        ulira: Build the U-LiRA bank (every shadow unlearns its share of the forget set with
-            each method) for U-LiRA, per-example epsilon and forget quality.
-        engine: How shadow models are trained: ``sequential`` (one after another),
-            ``batched`` (many at once in one vmapped step, same models within float
-            tolerance) or ``auto`` (batched on CUDA, sequential elsewhere; see
-            docs/performance.md). Both engines share the model cache.
-    """
-
-    shadows: int = 64
-    queries: int = 0
-    attacks: tuple[str, ...] = ("loss", "lira_online", "lira_offline", "rmia_online")
-    ulira: bool = True
-    engine: str = "auto"
-
-    def __post_init__(self) -> None:
-        if self.engine not in ("auto", "sequential", "batched"):
-            raise ConfigError(
-                f"attack.engine must be 'auto', 'sequential' or 'batched', got '{self.engine}'"
-            )
-
-
-WEIGHTINGS = ("separation", "uniform")
-
-
-@dataclass(frozen=True)
-class VerdictConfig:
-    """How a verdict is reached (see docs/verdict.md).
-
-    Attributes:
-        attack: The headline attack (first in the reasons; the report's ROC and the
-            retain-leakage check); always one of the verdict attacks.
-        attacks: Every attack whose forget-vs-non-member AUC must be indistinguishable
-            from the reference's (``attack`` is added if missing).
-        correction: ``bonferroni`` (each attack's interval at ``1 - (1 - level) / k``)
-            or ``none``.
-        level: Family-wise confidence level of the bootstrap intervals.
-        n_boot: Bootstrap replicates.
-        utility_tolerance: Largest allowed drop of test accuracy below the reference.
-        min_forget_quality: Absolute bar on U-LiRA's forget quality F in [0, 1];
-            0 = F must only not be below the retrain control's.
-        max_residual: Equivalence margin on the residual membership (reference 0,
-            original 1): a model passes only when every verdict attack's residual
-            interval lies below it (docs/verdict.md).
-        fdr: False discovery rate of the per-record list of forget records still
-            recognisable (Benjamini-Hochberg).
-        planted_fraction: Share of the forget request the planted partial-forgetting
-            control is retrained with (it must fail); 0 = no planted control.
-        weighting: How forget records weigh in the residual: ``separation`` (by how
-            visible each record's membership is in the shadow models; more power) or
-            ``uniform`` (every record alike). docs/verdict.md.
-    """
-
-    attack: str = "lira_online"
-    attacks: tuple[str, ...] = ("lira_online", "lira_offline", "rmia_online")
-    correction: str = "bonferroni"
-    level: float = 0.95
-    n_boot: int = 1000
-    utility_tolerance: float = 0.05
-    min_forget_quality: float = 0.0
-    max_residual: float = 0.3
-    fdr: float = 0.1
-    planted_fraction: float = 0.5
-    weighting: str = "separation"
-
-    @property
-    def judged_by(self) -> tuple[str, ...]:
-        """The verdict attacks, the headline one first."""
-        return tuple(dict.fromkeys([self.attack, *self.attacks]))
-
-
-@dataclass(frozen=True)
-class DifficultyConfig:
-    """Per-sample difficulty and feasibility (needs ``attack.ulira``; docs/difficulty.md).
-
-    Attributes:
-        enabled: Learn the difficulty index on the U-LiRA banks and rank the forget set.
-        bar: Feasibility bar on the residual scale (0.5 = as if retrained, 1 = fitted
-            better than by every model that never saw the sample): a forget sample is
-            infeasible at the method's budget when its predicted residual exceeds it.
-    """
-
-    enabled: bool = True
-    bar: float = 0.75
-
-
-EXECUTORS = ("local", "ray")
-
-
-@dataclass(frozen=True)
-class ExecutionConfig:
-    """Where the audit's model jobs run (``audit/execution.py``; docs/performance.md).
-
-    Attributes:
-        executor: ``local`` (one after another in this process) or ``ray`` (every
-            shadow, U-LiRA shadow and target model is a Ray task; ``pip install
-            "unlearn-audit[ray]"``). Both give the same models.
-        address: Which Ray cluster (``ray`` only): ``local`` = start a private one on
-            this machine, ``auto`` = the one ``ray start --head`` runs on this machine
-            (or ``RAY_ADDRESS`` names), else a cluster address (``HOST:6379``,
-            ``ray://HOST:10001``).
-        gpus_per_job: GPUs each job reserves; fractional (0.25: four jobs share a GPU);
-            0 = CPU jobs (they train on the CPU under ``device = "auto"``).
-        cpus_per_job: CPUs each job reserves, also its torch thread count (rounded down,
-            at least 1).
-    """
-
-    executor: str = "local"
-    address: str = "local"
-    gpus_per_job: float = 0.0
-    cpus_per_job: float = 1.0
-
-    def __post_init__(self) -> None:
-        if self.executor not in EXECUTORS:
-            raise ConfigError(
-                f"execution.executor (--executor) must be 'local' or 'ray', got '{self.executor}'"
-            )
-        if not self.address.strip():
-            raise ConfigError(
-                "execution.address must be 'local', 'auto' or a Ray cluster address, got ''"
-            )
-        if not 0 <= self.gpus_per_job < float("inf"):
-            raise ConfigError(f"execution.gpus_per_job must be >= 0, got {self.gpus_per_job}")
-        if not 0 < self.cpus_per_job < float("inf"):
-            raise ConfigError(f"execution.cpus_per_job must be > 0, got {self.cpus_per_job}")
-        for key, value in (
-            ("gpus_per_job", self.gpus_per_job),
-            ("cpus_per_job", self.cpus_per_job),
-        ):
-            if value > 1 and value != int(value):
-                raise ConfigError(
-                    f"execution.{key} above 1 must be a whole number (Ray shares a device only "
-                    f"below 1), got {value}"
-                )
-
-
-@dataclass(frozen=True)
-class ContrastiveConfig:
-    """Settings of the ``contrastive`` paradigm (ignored by ``supervised``); docs/contrastive.md.
-
-    Attributes:
-        method: ``simclr`` (NT-Xent, in-batch negatives) or ``moco`` (MoCo v2: momentum
-            encoder and a queue of negatives).
-        temperature: Temperature of the InfoNCE loss.
-        proj_dim: Output size of the encoder's projection head (its last linear layer).
-        momentum: MoCo's key-encoder momentum.
-        queue_size: MoCo's number of queued negatives; 0 = auto (a quarter of the pool,
-            between one batch and 4096).
-        signal: Membership signal the attacks calibrate: ``instance`` (logit-scaled
-            confidence of instance discrimination: a sample's ``views`` augmentations
-            against a fixed bank of other pool samples), ``encodermi`` (the mean
-            pairwise cosine similarity of the ``views`` augmentations) or ``probe``
-            (logit-scaled confidence of a linear probe on the representation).
-        views: Augmented query views per sample (``instance`` and ``encodermi``).
-        epochs: Training epochs of an encoder; 0 = ``train.epochs``.
-        batch_size: Batch size of an encoder (SimCLR's negatives are the rest of the
-            batch); 0 = ``train.batch_size``.
-        lr: Peak learning rate of an encoder; 0 = ``train.lr``.
-        knn_k: Neighbours of the weighted kNN utility.
-    """
-
-    method: str = "simclr"
-    temperature: float = 0.2
-    proj_dim: int = 64
-    momentum: float = 0.99
-    queue_size: int = 0
-    signal: str = "instance"
-    views: int = 10
-    epochs: int = 0
-    batch_size: int = 128
-    lr: float = 0.0
-    knn_k: int = 20
-
-    def __post_init__(self) -> None:
-        if self.method not in ("simclr", "moco"):
-            raise ValueError(f"method must be 'simclr' or 'moco', got '{self.method}'")
-        if self.signal not in ("instance", "encodermi", "probe"):
-            raise ValueError(
-                f"signal must be 'instance', 'encodermi' or 'probe', got '{self.signal}'"
-            )
-        if self.temperature <= 0 or not 0 <= self.momentum < 1:
-            raise ValueError("temperature must be > 0 and momentum in [0, 1)")
-        if self.proj_dim < 1 or self.views < 2 or self.knn_k < 1:
-            raise ValueError("proj_dim and knn_k must be >= 1 and views >= 2")
-        if min(self.queue_size, self.epochs, self.batch_size) < 0 or self.lr < 0:
-            raise ValueError("queue_size, epochs, batch_size and lr must be >= 0 (0 = auto)")
-
-
-@dataclass(frozen=True)
-class AuditConfig:
-    """The whole audit, resolved and validated."""
-
-    name: str = "audit"
-    paradigm: str = "supervised"
-    seed: int = 0
-    device: str = "auto"
-    data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    train: Recipe = field(default_factory=lambda: Recipe(epochs=40, batch_size=32, augment=False))
-    forget: ForgetConfig = field(default_factory=ForgetConfig)
-    unlearn: UnlearnConfig = field(default_factory=UnlearnConfig)
-    attack: AttackConfig = field(default_factory=AttackConfig)
-    verdict: VerdictConfig = field(default_factory=VerdictConfig)
-    contrastive: ContrastiveConfig = field(default_factory=ContrastiveConfig)
-    difficulty: DifficultyConfig = field(default_factory=DifficultyConfig)
-    execution: ExecutionConfig = field(default_factory=ExecutionConfig)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Every resolved key, as plain TOML/JSON-compatible values."""
-        return _plain(dataclasses.asdict(self))
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _check_type(key: str, value: Any, hint: Any) -> Any:
-    origin = typing.get_origin(hint)
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"config key '{key}' must be true or false, got {value!r}")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"config key '{key}' must be an integer, got {value!r}")
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"config key '{key}' must be a number, got {value!r}")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"config key '{key}' must be a string, got {value!r}")
-        return value
-    if origin is tuple:
-        if isinstance(value, str) or not isinstance(value, list | tuple):
-            raise ConfigError(f"config key '{key}' must be a list of strings, got {value!r}")
-        if not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"config key '{key}' must be a list of strings, got {value!r}")
-        return tuple(value)
-    if origin is dict:
-        inner = typing.get_args(hint)[1]
-        want: type | tuple[type, ...] = object
-        what = "a table"
-        if typing.get_origin(inner) is dict:
-            want, what = dict, "a table of tables"
-        elif inner is str:
-            want, what = str, "a table of strings"
-        if not isinstance(value, dict) or not all(isinstance(v, want) for v in value.values()):
-            raise ConfigError(f"config key '{key}' must be {what}, got {value!r}")
-        return dict(value)
-    if origin in (types.UnionType, typing.Union):
-        return value
-    raise ConfigError(f"config key '{key}': unsupported type {hint}")  # pragma: no cover
-
-
-def _build(cls: type, table: Any, prefix: str) -> Any:
-    if not isinstance(table, dict):
-        raise ConfigError(f"config key '{prefix}' must be a table, got {table!r}")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(table) - set(fields))
-    if unknown:
-        where = f"[{prefix}]" if prefix else "the top level"
-        raise ConfigError(
-            f"unknown config key '{(prefix + '.' if prefix else '') + unknown[0]}'; "
-            f"valid keys in {where}: {', '.join(sorted(fields))}"
-        )
-    kwargs: dict[str, Any] = {}
-    for name, value in table.items():
-        key = f"{prefix}.{name}" if prefix else name
-        hint = hints[name]
-        if dataclasses.is_dataclass(hint):
-            kwargs[name] = _build(hint, value, key)  # type: ignore[arg-type]
-        else:
-            kwargs[name] = _check_type(key, value, hint)
-    if cls is Recipe:
-        kwargs = {**dataclasses.asdict(AuditConfig().train), **kwargs}
-    try:
-        return cls(**kwargs)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"[{prefix}]: {exc}") from exc
-
-
-def _validate_values(cfg: AuditConfig) -> None:
-    """Checks of single keys (a config file passes them on its own, before flags merge)."""
-    from audit.paradigms import get_paradigm
-
-    get_paradigm(cfg.paradigm)
-    a, v = cfg.attack, cfg.verdict
-    if cfg.train.epochs < 1:
-        raise ConfigError(
-            f"train.epochs (--epochs) must be >= 1: every model the audit trains needs at "
-            f"least one pass over its data, got {cfg.train.epochs}"
-        )
-    if a.shadows < 4 or a.shadows % 2:
-        raise ConfigError(
-            f"attack.shadows must be an even number >= 4 (LiRA needs at least two models on "
-            f"each side of every sample to estimate a variance), got {a.shadows}"
-        )
-    if a.queries < 0:
-        raise ConfigError(f"attack.queries must be >= 0 (0 = auto), got {a.queries}")
-    if not 0.5 < v.level < 1:
-        raise ConfigError(f"verdict.level must lie in (0.5, 1), got {v.level}")
-    if v.n_boot < 100:
-        raise ConfigError(f"verdict.n_boot must be >= 100, got {v.n_boot}")
-    if v.correction not in ("bonferroni", "none"):
-        raise ConfigError(
-            f"verdict.correction must be 'bonferroni' or 'none', got '{v.correction}'"
-        )
-    if not 0 <= v.min_forget_quality <= 1:
-        raise ConfigError(
-            f"verdict.min_forget_quality must lie in [0, 1], got {v.min_forget_quality}"
-        )
-    if not 0 < v.max_residual < 1:
-        raise ConfigError(
-            f"verdict.max_residual must lie in (0, 1) (a share of the original's membership "
-            f"evidence), got {v.max_residual}"
-        )
-    if v.weighting not in WEIGHTINGS:
-        raise ConfigError(
-            f"verdict.weighting must be one of {', '.join(map(repr, WEIGHTINGS))}, "
-            f"got {v.weighting!r}"
-        )
-    if not 0 < v.fdr < 1:
-        raise ConfigError(f"verdict.fdr must lie in (0, 1), got {v.fdr}")
-    if not 0 <= v.planted_fraction < 1:
-        raise ConfigError(
-            f"verdict.planted_fraction must lie in [0, 1) (0 = no planted control), "
-            f"got {v.planted_fraction}"
-        )
-    if not 0 <= v.utility_tolerance <= 1:
-        raise ConfigError(
-            f"verdict.utility_tolerance must lie in [0, 1], got {v.utility_tolerance}"
-        )
-    if not 0 < cfg.difficulty.bar <= 1:
-        raise ConfigError(
-            f"difficulty.bar must lie in (0, 1] (a residual; 0.5 = as if retrained), "
-            f"got {cfg.difficulty.bar}"
-        )
-    if cfg.data.limit < 0:
-        raise ConfigError(f"data.limit must be >= 0, got {cfg.data.limit}")
-    ex = cfg.execution
-    if ex.executor == "ray" and cfg.device.startswith("cuda") and not ex.gpus_per_job:
-        raise ConfigError(
-            f"device = '{cfg.device}' with execution.executor = 'ray' needs "
-            "execution.gpus_per_job > 0 (Ray places GPU work by the GPUs each job reserves)"
-        )
-    if ex.executor == "ray" and cfg.device in ("cpu", "mps") and ex.gpus_per_job:
-        raise ConfigError(
-            f"execution.gpus_per_job = {ex.gpus_per_job} reserves GPUs that device = "
-            f"'{cfg.device}' does not use; set it to 0 or device = 'cuda'"
-        )
-    if len(set(cfg.unlearn.methods)) != len(cfg.unlearn.methods):
-        raise ConfigError(f"unlearn.methods lists a method twice: {list(cfg.unlearn.methods)}")
-    for method, params in cfg.unlearn.params.items():
-        _check_params(method, params)
-
-
-def _check_params(method: str, params: dict[str, Any]) -> None:
+def check_params(method: str, params: dict[str, Any]) -> None:
     """Check ``unlearn.params.METHOD`` against the fields of the method's ``Params``."""
-    import unlearners
-
     cls = unlearners.get(method).Params
     fields = {f.name for f in dataclasses.fields(cls)}
     prefix = f"unlearn.params.{method}"
@@ -488,7 +98,7 @@ def _check_params(method: str, params: dict[str, Any]) -> None:
     for name, value in params.items():
         hint = hints.get(name)
         if hint in (bool, int, float, str):
-            _check_type(f"{prefix}.{name}", value, hint)
+            check_type(f"{prefix}.{name}", value, hint)
         elif typing.get_origin(hint) is typing.Literal and value not in typing.get_args(hint):
             valid = ", ".join(repr(v) for v in typing.get_args(hint))
             raise ConfigError(f"config key '{prefix}.{name}' must be one of {valid}, got {value!r}")
@@ -498,25 +108,27 @@ def _check_params(method: str, params: dict[str, Any]) -> None:
         raise ConfigError(f"{prefix}: {exc}") from exc
 
 
-def _validate(cfg: AuditConfig) -> None:
-    _validate_values(cfg)
-    clash = sorted(set(cfg.unlearn.checkpoints) & {*cfg.unlearn.methods, *RESERVED})
-    if clash:
-        raise ConfigError(
-            f"unlearned checkpoint name '{clash[0]}' is taken; reserved: "
-            f"{', '.join(RESERVED)} and the names in unlearn.methods"
-        )
-    stray = sorted(set(cfg.unlearn.params) - set(cfg.unlearn.methods))
-    if stray:
-        raise ConfigError(
-            f"unlearn.params.{stray[0]} is given but '{stray[0]}' is not in unlearn.methods"
-        )
+def check_keys(cfg: AuditConfig) -> None:
+    """Every check of single keys (a config file passes them on its own, before flags merge).
+
+    The registries' checks around the leaf's: the paradigm's name
+    (:func:`audit.paradigms.check_paradigm`) first, then every value that needs no
+    registry (:func:`audit.config_file.check_values`), then each
+    ``unlearn.params.METHOD`` table against its method's ``Params`` (an unknown method
+    is the registry's :class:`unlearners.UnlearnerError`); in this order a config with
+    several faults is refused for the same one as ever.
+    """
+    check_paradigm(cfg.paradigm)
+    check_values(cfg)
+    for method, params in cfg.unlearn.params.items():
+        check_params(method, params)
 
 
 def from_dict(table: dict[str, Any]) -> AuditConfig:
     """Build and validate a config from a (TOML-shaped) nested dict."""
-    cfg: AuditConfig = _build(AuditConfig, table, "")
-    _validate(cfg)
+    cfg = build(table)
+    check_keys(cfg)
+    check_relations(cfg)
     return cfg
 
 
@@ -528,64 +140,4 @@ def check_file(table: dict[str, Any]) -> None:
     replaced). Checks that relate keys to each other (parameters of a method that
     only a flag adds) wait for the merged config (:func:`from_dict`).
     """
-    _validate_values(_build(AuditConfig, table, ""))
-
-
-def load_toml(path: str | Path) -> dict[str, Any]:
-    """Read a TOML config file into a dict (a clear error if missing or malformed)."""
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"config file {p} does not exist")
-    try:
-        with p.open("rb") as fh:
-            return tomllib.load(fh)
-    except UnicodeDecodeError as exc:
-        raise ConfigError(
-            f"config file {p} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset "
-            f"{exc.start}); TOML files must be UTF-8: save it with that encoding"
-        ) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {p} is not valid TOML: {exc}") from exc
-    except OSError as exc:
-        raise ConfigError(f"config file {p} cannot be read ({exc.strerror or exc})") from None
-
-
-def merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """Deep-merge ``overrides`` into a copy of ``base`` (overrides win)."""
-    out = dict(base)
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
-def to_toml(table: dict[str, Any]) -> str:
-    """Serialise a nested dict of scalars and lists to TOML (enough for our configs)."""
-    lines: list[str] = []
-
-    def scalar(v: Any) -> str:
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, int | float):
-            return repr(v)
-        if isinstance(v, str):
-            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-        if isinstance(v, list | tuple):
-            return "[" + ", ".join(scalar(x) for x in v) + "]"
-        raise TypeError(f"cannot write {v!r} to TOML")
-
-    def emit(tbl: dict[str, Any], prefix: str) -> None:
-        subs = {k: v for k, v in tbl.items() if isinstance(v, dict)}
-        for k, v in tbl.items():
-            if not isinstance(v, dict):
-                lines.append(f"{k} = {scalar(v)}")
-        for k, v in subs.items():
-            name = f"{prefix}.{k}" if prefix else k
-            lines.append("")
-            lines.append(f"[{name}]")
-            emit(v, name)
-
-    emit(table, "")
-    return "\n".join(lines).lstrip("\n") + "\n"
+    check_keys(build(table))

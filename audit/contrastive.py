@@ -37,13 +37,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from attacks.signals import logit_scaled_confidence
-from audit.config import AuditConfig, ContrastiveConfig
-from audit.plan import Plan
-from learning.augment import query_views
-from learning.contrastive import MoCo, SimCLR, representation
-from learning.data import Dataset
-from learning.probe import (
+from unlearn_audit.attacks.signals import logit_scaled_confidence
+from unlearn_audit.audit.config_types import AuditConfig, ContrastiveConfig
+from unlearn_audit.audit.plan import Plan
+from unlearn_audit.learning.augment import query_views
+from unlearn_audit.learning.contrastive import MoCo, SimCLR, representation
+from unlearn_audit.learning.data import Dataset
+from unlearn_audit.learning.probe import (
     LinearProbe,
     encodermi_similarity,
     features,
@@ -51,8 +51,8 @@ from learning.probe import (
     knn_predict,
     projection,
 )
-from learning.train import Objective, Recipe
-from learning.views import ViewAugment, default_views
+from unlearn_audit.learning.train import Objective, Recipe
+from unlearn_audit.learning.views import ViewAugment, default_views
 
 QUERY_SEED = 20210706  # seed of the query augmentations (the same for every model)
 CHUNK = 256  # samples per chunk of query views; part of the query seed schedule
@@ -101,6 +101,20 @@ class Contrastive:
     """Encoders trained with SimCLR or MoCo v2 (see the module docstring)."""
 
     name = "contrastive"
+    has_classes = False  # an encoder's outputs are features, not class logits
+    batched_trainable = False  # the batched engine trains cross-entropy only
+    utility_metrics: tuple[str, ...] = (  # probe and kNN per part, then the probe's again
+        "probe_forget_acc",
+        "knn_forget_acc",
+        "probe_retain_acc",
+        "knn_retain_acc",
+        "probe_test_acc",
+        "knn_test_acc",
+        "forget_acc",
+        "retain_acc",
+        "test_acc",
+    )
+    unlearner_paradigm = "contrastive"
 
     def __init__(self, settings: ContrastiveConfig | None = None) -> None:
         self.settings = settings or ContrastiveConfig()

@@ -1,12 +1,13 @@
 """Where the audit's model jobs run: in this process, or as Ray tasks.
 
 Every model the audit trains or unlearns is a *job* named by its content key, the
-key of the model store (:class:`audit.rundir.ModelStore`): a :class:`TrainJob`
-trains a model from scratch on pool samples, an :class:`UnlearnJob` applies a method
-to a model of the store, a :class:`PackJob` trains several shadows at once with the
-batched engine. A job reads the pool (shipped once per audit in a
-:class:`WorkerState`) and writes its checkpoint and signals to the store, atomically;
-the driver then loads the model from the store. A finished job is never redone,
+key of the model store (:class:`audit.rundir.ModelStore`): a
+:class:`audit.specs.ModelSpec` trains a model from scratch on pool samples, an
+:class:`audit.specs.UnlearnSpec` applies a method to a model of the store, a
+:class:`PackJob` trains several shadows at once with the batched engine. A job
+reads the pool (shipped once per audit in a :class:`WorkerState`) and writes its
+checkpoint and signals to the store, atomically; the driver then loads the model
+from the store. A finished job is never redone,
 whichever executor ran it, because both look in the same store first.
 
 An :class:`Executor` has one method, ``run(jobs, desc) -> results`` (in job order):
@@ -39,49 +40,20 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 from tqdm.auto import tqdm
 
-from audit.config import ConfigError, ExecutionConfig
+from unlearn_audit.audit.config_types import ConfigError, ExecutionConfig
+from unlearn_audit.audit.specs import ModelSpec, UnlearnSpec
 
-if TYPE_CHECKING:  # the worker side imports audit.production lazily (no import cycle)
-    from audit.config import AuditConfig
-    from unlearners import Unlearner
+if TYPE_CHECKING:
+    from unlearn_audit.audit.config_types import AuditConfig
 
 MAX_RETRIES = 3  # Ray re-runs a job whose worker process died this many times
-
-
-@dataclass(frozen=True, eq=False)
-class TrainJob:
-    """Train a fresh model on pool samples ``idx`` with ``seed`` (store entry ``label-key``)."""
-
-    label: str
-    key: str
-    idx: np.ndarray
-    seed: int
-
-
-@dataclass(frozen=True, eq=False)
-class UnlearnJob:
-    """``method`` unlearns ``forget`` from the model ``base`` made (store entry ``label-key``).
-
-    ``index``: the shadow's number in a U-LiRA bank (its error names it), -1 for a
-    target model. ``public``: the third-party samples the method may use as reference.
-    """
-
-    label: str
-    key: str
-    method: Unlearner
-    base: TrainJob
-    forget: np.ndarray
-    retain: np.ndarray
-    public: np.ndarray
-    seed: int
-    index: int = -1
 
 
 @dataclass(frozen=True, eq=False)
 class PackJob:
     """Train several shadows at once with the batched engine (one ensemble)."""
 
-    jobs: tuple[TrainJob, ...]
+    jobs: tuple[ModelSpec, ...]
 
     @property
     def label(self) -> str:
@@ -92,7 +64,7 @@ class PackJob:
         return "+".join(j.key for j in self.jobs)
 
 
-Job = TrainJob | UnlearnJob | PackJob
+Job = ModelSpec | UnlearnSpec | PackJob
 
 
 @dataclass(frozen=True)
@@ -118,9 +90,12 @@ class WorkerState:
 
     The pool travels as numpy arrays (Ray's object store shares them between the
     tasks of a node); ``base`` is the driver's cache-key base, so a worker computes
-    the very keys the driver does.
+    the very keys the driver does. ``build`` makes the worker's producer from this
+    state (:meth:`audit.production.Producer.for_worker`), so this module need not
+    import the producer's.
     """
 
+    build: Callable[[WorkerState], Any]
     token: str
     cfg: AuditConfig
     model_factory: Callable[[], Any] | None
@@ -319,20 +294,21 @@ def _portable(exc: BaseException) -> BaseException:
 
 def warm_up() -> None:
     """Import what a job needs, so the first job of a worker does not wait for it."""
-    import audit.production  # noqa: F401  (torch, the models, the unlearners)
+    import torch  # noqa: F401
+
+    import unlearn_audit.learning.models  # noqa: F401
+    import unlearn_audit.unlearners  # noqa: F401
 
 
 def execute(state: WorkerState, job: Job) -> Receipt | Failure:
     """Run one job in a Ray worker: re-create the producer (once per audit) and run it."""
     import torch
 
-    from audit.production import Producer
-
     torch.set_num_threads(state.threads)
     producer = _PRODUCERS.get(state.token)
     if producer is None:
         _PRODUCERS.clear()  # one audit at a time per worker process
-        producer = _PRODUCERS[state.token] = Producer.for_worker(state)
+        producer = _PRODUCERS[state.token] = state.build(state)
     t0 = time.perf_counter()
     try:
         with warnings.catch_warnings():  # the job's index arrays are read-only views of

@@ -28,16 +28,64 @@ samples more, and the audit says so when it does.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from attacks.epsilon import forget_quality, per_example_epsilon, signals_by_side
-from attacks.leakage import retain_exposure_increase
-from attacks.metrics import auc_ci, roc_metrics
-from attacks.registry import FIXED_VARIANCE_BELOW
-from attacks.ulira import ulira
-from audit.plan import Plan
+from unlearn_audit.attacks.epsilon import forget_quality, per_example_epsilon, signals_by_side
+from unlearn_audit.attacks.leakage import retain_exposure_increase
+from unlearn_audit.attacks.metrics import auc_ci, roc_metrics
+from unlearn_audit.attacks.registry import FIXED_VARIANCE_BELOW
+from unlearn_audit.attacks.ulira import ulira
+from unlearn_audit.audit.plan import Plan
+
+
+@dataclass(frozen=True)
+class UliraBank:
+    """A method's U-LiRA bank and what it says of the method's audited model.
+
+    Attributes:
+        method: The method's name.
+        signals: The unlearned shadows' signals ``(m, n, A)``; None when the bank failed.
+        entry: The method's entry of results.json's ``forgetting`` block.
+        scores: U-LiRA score of the audited model on each forget record ``(k,)``.
+        epsilon: Per-example ε of each forget record ``(k,)``.
+        error: Why the bank failed (a method that raised on a shadow).
+    """
+
+    method: str
+    signals: np.ndarray | None
+    entry: dict[str, Any]
+    scores: np.ndarray | None = None
+    epsilon: np.ndarray | None = None
+    error: str | None = None
+
+    @classmethod
+    def failed(cls, method: str, error: str) -> UliraBank:
+        return cls(method, None, {"error": error}, error=error)
+
+    @property
+    def models_per_side(self) -> int:
+        """Unlearned (or never-trained) shadows per forget record: half the bank."""
+        return self.entry["n_bank"] // 2
+
+
+def measure_bank(
+    method: str,
+    bank: np.ndarray,
+    plan: Plan,
+    target: np.ndarray,
+    reference: np.ndarray,
+    *,
+    n_boot: int,
+    seed: int,
+) -> UliraBank:
+    """:func:`ulira_block` of one method's bank, as a :class:`UliraBank`."""
+    entry, per_sample = ulira_block(
+        bank, plan.keep, plan, target, reference, n_boot=n_boot, seed=seed
+    )
+    return UliraBank(method, bank, entry, per_sample[0], per_sample[1])
 
 
 def bank_masks(keep: np.ndarray, plan: Plan) -> tuple[np.ndarray, np.ndarray]:

@@ -1,6 +1,6 @@
 """One writer per run directory: an advisory ``flock`` on ``RUN/.lock``.
 
-:func:`audit.run_audit` holds the lock from its first write to its return. A
+:func:`unlearn_audit.run_audit` holds the lock from its first write to its return. A
 second audit on the same directory fails at once with :class:`RunLockedError`
 (a :class:`~audit.config.ConfigError`: the CLI prints ``error: ...`` and exits
 with 2), naming the directory and the holder's pid. The operating system
@@ -27,14 +27,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from audit.config import ConfigError
+from unlearn_audit.audit.config_types import ConfigError
+from unlearn_audit.runfiles.names import LOCK_FILE, MODELS_DIR
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows: no flock; the lock is a no-op there
     fcntl = None  # type: ignore[assignment]
-
-LOCK_FILE = ".lock"
 
 
 class RunLockedError(ConfigError):
@@ -130,7 +129,7 @@ class RunLock:
         """Remove the temporary files a killed writer left (only the lock holder writes)."""
         litter = [
             p
-            for folder in (self.run_dir, self.run_dir / "models")
+            for folder in (self.run_dir, self.run_dir / MODELS_DIR)
             if folder.is_dir()
             for p in folder.glob(".*.tmp")
         ]

@@ -12,9 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from attacks.metrics import auc_ci, roc_metrics
-from attacks.registry import get as get_attack
-from audit.plan import Plan
+from unlearn_audit.attacks.metrics import auc_ci, roc_metrics
+from unlearn_audit.attacks.registry import get as get_attack
+from unlearn_audit.audit.plan import Plan
+from unlearn_audit.runfiles.names import BASE_COLUMNS, SIGNAL, column
 
 FPRS = (0.001, 0.01)
 
@@ -91,14 +92,14 @@ def samples_csv(
     split = plan.split_labels()
     cols: dict[str, np.ndarray] = {}
     for model, sig in signals.items():
-        cols[f"signal.{model}"] = sig[:, 0]
+        cols[column(SIGNAL, model)] = sig[:, 0]
     for model, per_attack in scores.items():
         for name, s in per_attack.items():
-            cols[f"{name}.{model}"] = s
+            cols[column(name, model)] = s
     cols.update(extra or {})
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["index", "id", "label", "split", *cols])
+    writer.writerow([*BASE_COLUMNS, *cols])
     ident = ids if ids is not None else np.arange(plan.n_pool)
     for i in range(plan.n_pool):
         writer.writerow(

@@ -1,34 +1,50 @@
 """Learning paradigms: what "training", "membership signal" and "utility" mean.
 
-The pipeline never branches on the paradigm's name: it asks the configured
-:class:`Paradigm` for the training objective, the model's output size, the
-per-sample membership signal and the utility metrics. ``supervised`` lives
-here; ``contrastive`` (SimCLR / MoCo encoders) registers beside it.
+The pipeline never branches on the paradigm's name or type: it builds the configured
+:class:`Paradigm` with :func:`make_paradigm` and asks it for the training objective,
+the model's output size, the per-sample membership signal and the utility metrics,
+and reads what it can do from its declared capabilities:
+
+* ``has_classes``: the model's outputs are per-class logits, so the difficulty
+  features, class-wise forgetting and a utility without a probe apply;
+* ``batched_trainable``: its objective is :class:`learning.train.CrossEntropy`, which
+  the batched ensemble engine (:mod:`learning.ensemble`) trains;
+* ``utility_metrics``: the keys of :meth:`Paradigm.utility` (``forget_acc``,
+  ``retain_acc`` and ``test_acc`` always among them: the verdict reads ``test_acc``);
+* ``unlearner_paradigm``: the paradigm its objective declares to the unlearners
+  (``Unlearner.paradigms``, ``UnlearnContext.paradigm``).
+
+``supervised`` lives here; ``contrastive`` (SimCLR / MoCo encoders) registers beside
+it. results.json's ``paradigm`` block records ``has_classes`` for the readers of a
+finished run (the report, ``unlearn-audit rank``), which do not import this module.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 import numpy as np
 import torch
 from torch import nn
 
-from attacks.signals import logit_scaled_confidence
-from audit.contrastive import Contrastive
-from audit.plan import Plan
-from learning.augment import Augment, default_padding, query_views
-from learning.data import Dataset
-from learning.train import CrossEntropy, Objective, Recipe, accuracy, predict_logits
-
-if TYPE_CHECKING:
-    from audit.config import AuditConfig
+from unlearn_audit.attacks.signals import logit_scaled_confidence
+from unlearn_audit.audit.config_types import AuditConfig, ConfigError
+from unlearn_audit.audit.contrastive import Contrastive
+from unlearn_audit.audit.plan import Plan
+from unlearn_audit.learning.augment import Augment, default_padding, query_views
+from unlearn_audit.learning.data import Dataset
+from unlearn_audit.learning.train import CrossEntropy, Objective, Recipe, accuracy, predict_logits
 
 
 class Paradigm(Protocol):
-    """What the pipeline needs to know about a way of learning."""
+    """What the pipeline needs to know about a way of learning (see the module docstring)."""
 
     name: str
+    has_classes: bool
+    batched_trainable: bool
+    utility_metrics: tuple[str, ...]
+    unlearner_paradigm: str
 
     def recipe(self, train: Recipe) -> Recipe:
         """The recipe models of this paradigm train with, given ``[train]``."""
@@ -65,6 +81,10 @@ class Supervised:
     """Classifiers trained with cross-entropy; signal = logit-scaled confidence."""
 
     name = "supervised"
+    has_classes = True
+    batched_trainable = True
+    utility_metrics: tuple[str, ...] = ("forget_acc", "retain_acc", "test_acc")
+    unlearner_paradigm = "supervised"
 
     def recipe(self, train: Recipe) -> Recipe:
         return train
@@ -103,21 +123,43 @@ class Supervised:
         }
 
 
-PARADIGMS: dict[str, type] = {"supervised": Supervised, "contrastive": Contrastive}
+ParadigmFactory = Callable[[AuditConfig], Paradigm]
+
+# name -> the factory that builds it from the whole config (a paradigm reads its table)
+_FACTORIES: dict[str, ParadigmFactory] = {
+    "supervised": lambda cfg: Supervised(),
+    "contrastive": Contrastive.from_config,
+}
+
+
+def register_paradigm(name: str, factory: ParadigmFactory) -> None:
+    """Make ``paradigm = "NAME"`` build ``factory(cfg)``; the paradigm it builds names
+    itself ``name`` and declares the capabilities of :class:`Paradigm`."""
+    if not name or not isinstance(name, str):
+        raise ValueError(f"a paradigm needs a non-empty name, got {name!r}")
+    _FACTORIES[name] = factory
+
+
+def available_paradigms() -> list[str]:
+    """The registered paradigm names, sorted."""
+    return sorted(_FACTORIES)
+
+
+def check_paradigm(name: str) -> None:
+    """Refuse a paradigm name nobody registered (the config's validation asks this)."""
+    if name not in _FACTORIES:
+        raise ConfigError(f"unknown paradigm '{name}'; valid: {', '.join(available_paradigms())}")
+
+
+def make_paradigm(cfg: AuditConfig) -> Paradigm:
+    """The paradigm ``cfg.paradigm`` names, set up from ``cfg`` (``contrastive`` reads
+    its ``[contrastive]`` table)."""
+    check_paradigm(cfg.paradigm)
+    return _FACTORIES[cfg.paradigm](cfg)
 
 
 def get_paradigm(name: str, cfg: AuditConfig | None = None) -> Paradigm:
-    """The paradigm registered as ``name``, set up from ``cfg`` when it reads settings.
-
-    A paradigm class with a ``from_config(cfg)`` constructor (``contrastive`` reads
-    its ``[contrastive]`` table) is built with it when ``cfg`` is given; otherwise
-    with no argument (its defaults).
-    """
-    if name not in PARADIGMS:
-        from audit.config import ConfigError
-
-        raise ConfigError(f"unknown paradigm '{name}'; valid: {', '.join(sorted(PARADIGMS))}")
-    cls = PARADIGMS[name]
-    make = getattr(cls, "from_config", None)
-    paradigm: Paradigm = make(cfg) if make is not None and cfg is not None else cls()
-    return paradigm
+    """The paradigm registered as ``name``, set up from ``cfg``, or from the defaults
+    (``AuditConfig()``) when ``cfg`` is None."""
+    check_paradigm(name)
+    return _FACTORIES[name](cfg if cfg is not None else AuditConfig())

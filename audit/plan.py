@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from attacks.shadows import make_keep_matrix
-from learning.data import Dataset
+from unlearn_audit.attacks.shadows import make_keep_matrix
+from unlearn_audit.learning.data import Dataset
 
 PUBLIC_FRACTION = 0.1  # of the non-members, set aside as third-party reference data
 

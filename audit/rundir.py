@@ -1,10 +1,10 @@
-"""The run directory: atomic writes and the content-addressed model cache.
+"""The run directory's content-addressed model cache.
 
-Every file is written to a temporary name in the same folder and renamed into
-place, so a killed run never leaves a half-written file under its real name.
-Checkpoints live in ``RUN/models/`` named by a hash of everything that made
-them, so a second run with the same config trains nothing and an interrupted
-run resumes with the models it had finished.
+Every file is written atomically (:mod:`unlearn_audit.runfiles.write`: to a temporary
+name in the same folder, then renamed into place), so a killed run never leaves a
+half-written file under its real name. Checkpoints live in ``RUN/models/`` named by a
+hash of everything that made them, so a second run with the same config trains nothing
+and an interrupted run resumes with the models it had finished.
 
 Every cached artifact is verified when it is read back: the metadata sidecar
 (``LABEL-KEY.json``, written last) records the sha256 digest of the weights
@@ -20,7 +20,6 @@ import io
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,50 +29,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from unlearn_audit.runfiles.write import atomic_write_bytes, atomic_write_json
+
 CACHE_VERSION = 1  # bump when a change of code invalidates cached models
 INTEGRITY = "integrity"  # the sidecar's digest block: {"sha256": {"pt", "npy", "json"}}
 _META_ONLY = ("key", "label", INTEGRITY)  # what the store adds to a model's metadata
 
 _logger = logging.getLogger(__name__)
-
-
-def _read_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _read_umask()  # read once at import: os.umask can only be read by setting it
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file and an atomic rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600: give run files the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n")
-
-
-def atomic_savez(path: Path, **arrays: np.ndarray) -> None:
-    buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]
-    atomic_write_bytes(path, buf.getvalue())
 
 
 def content_key(spec: dict[str, Any]) -> str:
@@ -110,7 +72,8 @@ class ModelStore:
     """Checkpoints (state dict + JSON metadata + signals) keyed by content hash.
 
     Args:
-        root: The folder (``RUN/models``); created.
+        root: The folder (``RUN/models``); created by the first save (building a
+            store writes nothing, so an audit can build it before its first file).
         log: Receives one line per damaged file moved aside (and one note the first
             time an entry without digests is met); default: this module's logger.
     """
@@ -119,7 +82,6 @@ class ModelStore:
         self.root = root
         self.log = log or _logger.warning
         self._legacy_noted = False
-        root.mkdir(parents=True, exist_ok=True)
 
     def _paths(self, label: str, key: str) -> tuple[Path, Path, Path]:
         stem = self.root / f"{label}-{key}"

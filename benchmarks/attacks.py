@@ -23,21 +23,18 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 
 # This file is named like the package it benchmarks: drop its own folder from
 # the import path so ``import attacks`` finds the package, not this script.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-import attacks  # noqa: E402
-from attacks.lira import lira  # noqa: E402
-from attacks.rmia import DEFAULT_OFFLINE_A, rmia, tune_rmia_a  # noqa: E402
-from learning import (  # noqa: E402
+from unlearn_audit import attacks
+from unlearn_audit.attacks.lira import lira
+from unlearn_audit.attacks.rmia import DEFAULT_OFFLINE_A, rmia, tune_rmia_a
+from unlearn_audit.learning import (
     CrossEntropy,
     Recipe,
     fit,

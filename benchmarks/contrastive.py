@@ -15,28 +15,26 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import platform
-import sys
 import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-# benchmarks/attacks.py and benchmarks/unlearners.py would shadow the packages: drop
-# this folder from the import path.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-import attacks.registry as attack_registry  # noqa: E402
-import unlearners  # noqa: E402
-from attacks.metrics import roc_metrics  # noqa: E402
-from audit.config import from_dict  # noqa: E402
-from audit.contrastive import Contrastive, fisher_z  # noqa: E402
-from audit.pipeline import run_audit  # noqa: E402
-from audit.plan import Plan, derive_seed  # noqa: E402
-from audit.production import AuditInputs, Producer, resolve_methods  # noqa: E402
-from audit.rundir import ModelStore  # noqa: E402
+import unlearn_audit.attacks.registry as attack_registry
+from unlearn_audit import (
+    run_audit,
+    unlearners,
+)
+from unlearn_audit.attacks.metrics import roc_metrics
+from unlearn_audit.audit.config import from_dict
+from unlearn_audit.audit.contrastive import Contrastive, fisher_z
+from unlearn_audit.audit.inputs import AuditInputs, Setup, load_setup, resolve_methods
+from unlearn_audit.audit.plan import Plan, derive_seed
+from unlearn_audit.audit.production import Producer
+from unlearn_audit.audit.rundir import ModelStore
 
 FASHION = "/usr/share/datasets/fashion-mnist"
 SIGNALS = ("instance", "encodermi", "probe")
@@ -70,27 +68,22 @@ def config(a: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def models_of_run(cfg: Any, run: Path) -> tuple[Producer, Plan, dict[str, Any], list[Any]]:
+def models_of_run(cfg: Any, run: Path) -> tuple[Setup, Plan, dict[str, Any], list[Any]]:
     """The run's target models and shadows, loaded from its cache (nothing is retrained)."""
-    p = Producer(cfg, AuditInputs(), progress=False, log=lambda m: None)
-    _, plan = p.load()
-    p.store = ModelStore(run / "models")
-    original, _, _, okey = p.original(plan)
-    targets = {"original": original}
-    targets["reference"] = p.train_cached(
-        "reference", plan.retain, derive_seed(cfg.seed, "reference"), False
-    )[0]
+    setup, plan = load_setup(cfg, AuditInputs())
+    p = Producer(setup, ModelStore(run / "models"), progress=False, log=lambda m: None)
+    ospec, original = p.original(plan)
+    targets = {"original": original.model}
+    targets["reference"] = p.train(p.specs.reference(plan), False).model
     for method in resolve_methods(cfg, AuditInputs()):
-        model = p.unlearn_cached(method, original, okey, plan)[0]
-        if model is not None:
-            targets[method.name] = model
-    shadows = [
-        p.train_cached(
-            "shadow", np.flatnonzero(plan.keep[k]), derive_seed(cfg.seed, "shadow", k), False
-        )[0]
-        for k in range(cfg.attack.shadows)
-    ]
-    return p, plan, targets, shadows
+        try:
+            targets[method.name] = p.unlearn(
+                p.specs.unlearned(method, ospec, plan), original.model
+            ).model
+        except Exception:  # a method that failed in the audit: left out here too
+            continue
+    shadows = [p.train(p.specs.shadow(plan, k), False).model for k in range(cfg.attack.shadows)]
+    return setup, plan, targets, shadows
 
 
 def auc(scores: np.ndarray, pos: np.ndarray, neg: np.ndarray) -> float:
@@ -108,7 +101,7 @@ def out_skew(shadow: np.ndarray, keep: np.ndarray) -> float:
 
 
 def all_signals(
-    p: Producer, targets: dict[str, Any], shadows: list[Any]
+    p: Setup, targets: dict[str, Any], shadows: list[Any]
 ) -> dict[str, tuple[np.ndarray, dict[str, np.ndarray], float]]:
     """Per signal: shadow array ``(m, n, 1)``, target signals, seconds per model."""
     base = p.paradigm.settings  # type: ignore[attr-defined]
@@ -126,7 +119,7 @@ def all_signals(
 
 
 def signal_tables(
-    p: Producer, plan: Plan, targets: dict[str, Any], shadows: list[Any]
+    p: Setup, plan: Plan, targets: dict[str, Any], shadows: list[Any]
 ) -> tuple[list[str], list[str]]:
     """Each signal under each attack (original / noop / reference), and per model."""
     att = [
@@ -159,9 +152,9 @@ def signal_tables(
     return att, per_model
 
 
-def encoder_rows(p: Producer, plan: Plan, original: Any, seconds: float) -> list[str]:
+def encoder_rows(p: Setup, plan: Plan, original: Any, seconds: float) -> list[str]:
     """Utility and population MIA of the SimCLR original and of a MoCo v2 encoder."""
-    from learning.train import fit, make_generator
+    from unlearn_audit.learning.train import fit, make_generator
 
     base = p.paradigm.settings  # type: ignore[attr-defined]
     moco = Contrastive(dataclasses.replace(base, method="moco", temperature=0.2))

@@ -33,7 +33,7 @@ def one(seed: int, extra: list[str]) -> dict[str, object]:
         cmd = [
             sys.executable,
             "-m",
-            "audit.cli",
+            "unlearn_audit",
             "audit",
             "--out",
             str(out),

@@ -1,6 +1,6 @@
 """Difficulty benchmark: does the index learned on shadows rank the audited forget set?
 
-Runs the whole audit through ``audit.run_audit`` on real Fashion-MNIST (the pool
+Runs the whole audit through ``unlearn_audit.run_audit`` on real Fashion-MNIST (the pool
 of ``configs/fashion-mnist.toml``: the first 10,000 images, an MLP, 30 epochs,
 16 shadow models, U-LiRA on), 10% random forget, with ``finetune``,
 ``gradient_constraint`` and ``gradient_ascent`` (and the two controls), into a
@@ -33,17 +33,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-# benchmarks/attacks.py and benchmarks/unlearners.py would shadow the packages: drop
-# this folder from the import path.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from audit.config import from_dict  # noqa: E402
-from audit.difficulty import spearman  # noqa: E402
-from audit.pipeline import run_audit  # noqa: E402
-from reports.loading import load_samples  # noqa: E402
+from unlearn_audit import run_audit
+from unlearn_audit.audit.config import from_dict
+from unlearn_audit.difficulty.index import spearman
+from unlearn_audit.runfiles import read_samples
 
 FASHION = "/usr/share/datasets/fashion-mnist"
 METHODS = ("finetune", "gradient_constraint", "gradient_ascent")
@@ -87,7 +83,7 @@ def paired_ci(a: np.ndarray, b: np.ndarray, y: np.ndarray, n_boot: int = 1000) -
 def measure(run: Path) -> dict[str, Any]:
     """Per method: ρ, deciles and the index-vs-best-feature CI, from the run directory."""
     results = json.loads((run / "results.json").read_text())
-    samples, note = load_samples(run)
+    samples, note = read_samples(run)
     if samples is None:
         raise SystemExit(f"no samples.csv: {note}")
     rows = samples.rows("forget")

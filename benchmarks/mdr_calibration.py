@@ -2,7 +2,7 @@
 
 An audit's MDR says: "a model that still remembers at least this share of the
 deleted records is caught in at least 80% of audits". This benchmark checks
-that by simulation, for the current rule (:func:`audit.residual.detection_probability`)
+that by simulation, for the current rule (:func:`audit.power.detection_probability`)
 and for the earlier one (no spread between kept and forgotten records; the
 interpolated bootstrap variance taken as the spread between models too).
 
@@ -24,18 +24,16 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 from scipy.special import ndtr
 
-ROOT = Path(__file__).resolve().parent.parent
-# this folder holds attacks.py and unlearners.py: keep them from shadowing the packages
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+import unlearn_audit.audit.power as power
+import unlearn_audit.audit.residual as residual
 
-import audit.residual as residual  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 # (label, heterogeneous effects?, mean effect, model noise)
 WORLDS = (
@@ -64,14 +62,14 @@ def world(seed: int, varied: bool, effect: float, noise: float, rule, n_models: 
         return base + kept * mu + noise * rng.normal(size=base.size)
 
     r, o, x = model(np.zeros(y.size)), model(y), model(np.zeros(y.size))
-    saved = residual.detection_probability
-    residual.detection_probability = rule
+    saved = power.detection_probability
+    power.detection_probability = rule
     try:
-        mdr = residual.minimum_detectable_residual(
+        mdr = power.minimum_detectable_residual(
             {"a": o}, {"a": x}, {"a": r}, y, level=0.95, seed=0
         ).mdr
     finally:
-        residual.detection_probability = saved
+        power.detection_probability = saved
     if mdr is None:
         return None, float("nan")
     caught = sum(
@@ -103,7 +101,7 @@ def main() -> None:
         "",
         f"{'world':32s} {'seed':>4s}  {'rule':8s} {'MDR':>5s}  {'caught':>6s}",
     ]
-    rules = (("current", residual.detection_probability), ("earlier", earlier_rule))
+    rules = (("current", power.detection_probability), ("earlier", earlier_rule))
     for label, varied, effect, noise in WORLDS:
         for seed in args.seeds:
             for name, rule in rules:

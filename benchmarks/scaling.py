@@ -54,12 +54,10 @@ QUICK = {  # tiny settings for a smoke test of this script (figures mean nothing
 
 def child(mode: str, audit: str, out: str, quick: bool) -> None:
     """Run one audit in this process (``--child``) and print its summary as JSON."""
-    here = Path(__file__).resolve().parent  # benchmarks/attacks.py would shadow `attacks`
-    sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != here]
     import torch
 
-    from audit.config import from_dict, load_toml, merge
-    from audit.pipeline import run_audit
+    from unlearn_audit import run_audit
+    from unlearn_audit.audit.config import from_dict, load_toml, merge
 
     if mode != "local":
         torch.set_num_threads(1)

@@ -39,15 +39,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 # benchmarks/attacks.py is named like the package: drop this folder from the import path.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from torch import nn  # noqa: E402
-
-from attacks import make_keep_matrix  # noqa: E402
-from learning import (  # noqa: E402
+from unlearn_audit.attacks import make_keep_matrix
+from unlearn_audit.learning import (
     Augment,
     CrossEntropy,
     Recipe,
@@ -58,7 +56,7 @@ from learning import (  # noqa: E402
     make_generator,
     make_model,
 )
-from learning.ensemble import ENSEMBLE_SIZE  # noqa: E402
+from unlearn_audit.learning.ensemble import ENSEMBLE_SIZE
 
 FASHION = "/usr/share/datasets/fashion-mnist"
 CPU = torch.device("cpu")
@@ -232,9 +230,10 @@ def section_pool_size(args: argparse.Namespace, emit: Callable[[str], None]) -> 
 
 
 def section_growth(args: argparse.Namespace, emit: Callable[[str], None]) -> None:
-    from audit.config import from_dict
-    from audit.production import AuditInputs, Producer
-    from audit.rundir import ModelStore
+    from unlearn_audit.audit.config import from_dict
+    from unlearn_audit.audit.inputs import AuditInputs, load_setup
+    from unlearn_audit.audit.production import Producer
+    from unlearn_audit.audit.rundir import ModelStore
 
     n, epochs = args.scale_n, args.scale_epochs
     emit(f"\n## 4. Growing a bank through the audit cache: cnn, pool {n}, {epochs} epochs")
@@ -250,9 +249,8 @@ def section_growth(args: argparse.Namespace, emit: Callable[[str], None]) -> Non
                     "train": {"epochs": epochs, "batch_size": args.batch, "augment": True},
                     "attack": {"shadows": m, "engine": engine, "queries": 1},
                 })  # fmt: skip
-                p = Producer(cfg, AuditInputs(), progress=False, log=lambda s: None)
-                _, plan = p.load()
-                p.store = store
+                setup, plan = load_setup(cfg, AuditInputs())
+                p = Producer(setup, store, progress=False, log=lambda s: None)
                 before = len(list(store.root.glob("shadow-*.json")))
                 t0 = time.perf_counter()
                 p.shadows(plan)

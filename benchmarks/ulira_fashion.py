@@ -1,6 +1,6 @@
 """Benchmark: does the unlearning-aware audit tell the controls apart on real Fashion-MNIST?
 
-Runs the whole audit (``audit.run_audit``) on real Fashion-MNIST (Debian's
+Runs the whole audit (``unlearn_audit.run_audit``) on real Fashion-MNIST (Debian's
 ``dataset-fashion-mnist``) with U-LiRA banks for the controls and for
 ``finetune`` and ``gradient_ascent``, then records, per judged model, the
 verdict, every verdict attack's AUC difference to the retrained reference
@@ -27,12 +27,10 @@ from typing import Any
 
 # benchmarks/attacks.py and benchmarks/unlearners.py are named like the packages: drop this
 # script's own folder from the import path so the packages are found.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+import torch
 
-import torch  # noqa: E402
-
-from audit import run_audit  # noqa: E402
-from audit.config import from_dict  # noqa: E402
+from unlearn_audit import run_audit
+from unlearn_audit.audit.config import from_dict
 
 FASHION = "/usr/share/datasets/fashion-mnist"
 

@@ -45,22 +45,20 @@ from typing import Any
 
 # This file is named like the package it benchmarks: drop its own folder from
 # the import path so ``import unlearners`` finds the package, not this script.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+import numpy as np
+import torch
+from torch import nn
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
-
-import unlearners  # noqa: E402
-from attacks.epsilon import per_example_epsilon, signals_by_side  # noqa: E402
-from attacks.lira import lira  # noqa: E402
-from attacks.metrics import auc_difference_ci, roc_metrics  # noqa: E402
-from attacks.shadows import make_keep_matrix, unlearning_request  # noqa: E402
-from attacks.signals import logit_scaled_confidence  # noqa: E402
-from audit.verdict import ForgetEpsilons, Rule, forget_quality_evidence  # noqa: E402
-from learning import CrossEntropy, Recipe, load_dataset, make_generator, make_model  # noqa: E402
-from learning.augment import query_views  # noqa: E402
-from learning.train import accuracy, fit, predict_logits  # noqa: E402
+from unlearn_audit import unlearners
+from unlearn_audit.attacks.epsilon import per_example_epsilon, signals_by_side
+from unlearn_audit.attacks.lira import lira
+from unlearn_audit.attacks.metrics import auc_difference_ci, roc_metrics
+from unlearn_audit.attacks.shadows import make_keep_matrix, unlearning_request
+from unlearn_audit.attacks.signals import logit_scaled_confidence
+from unlearn_audit.audit.verdict import ForgetEpsilons, Rule, forget_quality_evidence
+from unlearn_audit.learning import CrossEntropy, Recipe, load_dataset, make_generator, make_model
+from unlearn_audit.learning.augment import query_views
+from unlearn_audit.learning.train import accuracy, fit, predict_logits
 
 ROOT = "/usr/share/datasets/fashion-mnist"
 RECIPE = Recipe(epochs=40, batch_size=32, lr=0.05, augment=False)  # the audit's default

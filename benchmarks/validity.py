@@ -32,7 +32,6 @@ import argparse
 import json
 import os
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -41,15 +40,13 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-# this folder holds attacks.py and unlearners.py: keep them from shadowing the packages
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 SHARES = (0.0, 0.25, 0.5, 0.75, 1.0)
 SETTINGS = {"default": "configs/default.toml", "fashion": "configs/fashion-mnist.toml"}
 
 
 def _config(setting: str, seed: int) -> Any:
-    from audit.config import from_dict, load_toml, merge
+    from unlearn_audit.audit.config import from_dict, load_toml, merge
 
     table = load_toml(ROOT / SETTINGS[setting])
     fast = {
@@ -72,8 +69,8 @@ def partial_retrain(keep: float) -> Any:
 
     import torch
 
-    from unlearners.basic import Retrain
-    from unlearners.tuning import Tuning
+    from unlearn_audit.unlearners.basic import Retrain
+    from unlearn_audit.unlearners.tuning import Tuning
 
     @dataclass(frozen=True)
     class KeepParams:
@@ -102,8 +99,8 @@ def partial_retrain(keep: float) -> Any:
 
 def one(setting: str, seed: int, work: Path) -> dict[str, Any]:
     """Run the audit of one seed with the planted models as methods; return its figures."""
-    from audit.pipeline import run_audit
-    from audit.production import AuditInputs
+    from unlearn_audit import run_audit
+    from unlearn_audit.audit.inputs import AuditInputs
 
     cfg = _config(setting, seed)
     out = work / f"{setting}-{seed}"

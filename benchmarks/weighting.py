@@ -29,7 +29,6 @@ import csv
 import json
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -37,8 +36,6 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-# this folder holds attacks.py and unlearners.py: keep them from shadowing the packages
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 EXACT = ("keep000", "retrain")
 
@@ -59,8 +56,10 @@ def _effect_size(sig: np.ndarray, keep: np.ndarray) -> np.ndarray:
 def analyse(run: Path) -> list[str]:
     from scipy.special import ndtri
 
-    from audit.plan import derive_seed
-    from audit.residual import attack_residual, minimum_detectable_residual, record_weights
+    from unlearn_audit.audit.normal_score import record_weights
+    from unlearn_audit.audit.plan import derive_seed
+    from unlearn_audit.audit.power import minimum_detectable_residual
+    from unlearn_audit.audit.residual import attack_residual
 
     res = json.loads((run / "results.json").read_text())
     seed = res["config"]["seed"]

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from unlearners import FineTuneUnlearner, TuneParams, Tuning
+from unlearn_audit.unlearners import FineTuneUnlearner, TuneParams, Tuning
 
 
 @dataclass(frozen=True)

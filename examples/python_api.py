@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from audit import AuditInputs, from_dict, run_audit
-from learning import Dataset, load_dataset
-from unlearners import Unlearner, seed_from
+from unlearn_audit import AuditInputs, from_dict, run_audit
+from unlearn_audit.learning import Dataset, load_dataset
+from unlearn_audit.unlearners import Unlearner, seed_from
 
 
 def make_net() -> nn.Module:

@@ -1,12 +1,18 @@
 """The substrate: datasets, models, augmentation and training loops."""
 
-from learning.augment import Augment, default_padding, query_views, shift
-from learning.contrastive import MoCo, SimCLR, nt_xent, representation
-from learning.data import DataError, Dataset, available_datasets, load_dataset
-from learning.ensemble import fit_ensemble, resolve_engine
-from learning.models import ModelError, available_archs, make_model, reinitialize
-from learning.probe import LinearProbe, encodermi_similarity, instance_logit, knn_predict
-from learning.train import (
+from unlearn_audit.learning.augment import Augment, default_padding, query_views, shift
+from unlearn_audit.learning.byol import BYOL
+from unlearn_audit.learning.contrastive import MoCo, SimCLR, nt_xent, representation
+from unlearn_audit.learning.data import DataError, Dataset, available_datasets, load_dataset
+from unlearn_audit.learning.ensemble import fit_ensemble, resolve_engine
+from unlearn_audit.learning.models import ModelError, available_archs, make_model, reinitialize
+from unlearn_audit.learning.probe import (
+    LinearProbe,
+    encodermi_similarity,
+    instance_logit,
+    knn_predict,
+)
+from unlearn_audit.learning.train import (
     CrossEntropy,
     DivergenceError,
     Objective,
@@ -17,10 +23,11 @@ from learning.train import (
     predict_logits,
     resolve_device,
 )
-from learning.views import ViewAugment, default_views
+from unlearn_audit.learning.views import ViewAugment, default_views
 
 __all__ = [
     "Augment",
+    "BYOL",
     "CrossEntropy",
     "DataError",
     "Dataset",

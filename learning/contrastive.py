@@ -3,7 +3,8 @@
 Both follow the objective protocol of :mod:`learning.train` (``name`` and
 ``loss(model, x, y, generator)``, ``y`` ignored) and the contrastive protocol
 the unlearners program against: ``views(x, generator) -> (x1, x2)``, two
-independently augmented views of every image, and a ``temperature``.
+independently augmented views of every image, and a ``temperature``. Both
+declare ``paradigm = "contrastive"`` (what :func:`unlearners.paradigm_of` reads).
 
 The model is the whole encoder: backbone ``f`` followed by a projection head
 ``g`` that is the model's *last* ``nn.Linear`` (for the built-in ``mlp``,
@@ -17,13 +18,15 @@ from __future__ import annotations
 
 import copy
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import ClassVar, TypeVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from learning.views import ViewAugment
+from unlearn_audit.learning.views import ViewAugment
 
 
 def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -81,6 +84,7 @@ class SimCLR:
         temperature: ``T`` of NT-Xent (SimCLR's CIFAR-10 value is 0.5).
     """
 
+    paradigm: ClassVar[str] = "contrastive"
     augment: ViewAugment
     temperature: float = 0.5
     name: str = "simclr"
@@ -99,6 +103,36 @@ class SimCLR:
         return nt_xent(z[: x.shape[0]], z[x.shape[0] :], self.temperature)
 
 
+S = TypeVar("S")
+
+
+def state_of(
+    states: weakref.WeakKeyDictionary[nn.Module, S], model: nn.Module, start: Callable[[], S]
+) -> S:
+    """``model``'s entry of a per-model state dictionary, ``start()``-ed on first use.
+
+    The state of MoCo and BYOL (:mod:`learning.byol`) lives outside the model, keyed
+    by the model object in a weak dictionary, so it vanishes with the model.
+    """
+    st = states.get(model)
+    if st is None:
+        st = states[model] = start()
+    return st
+
+
+@torch.no_grad()
+def ema_update(target: nn.Module, online: nn.Module, m: float) -> None:
+    """``xi <- m xi + (1 - m) theta`` for every parameter; buffers (BN statistics) are copied.
+
+    The momentum (exponential moving average) update of MoCo's key encoder and of
+    BYOL's target network (:mod:`learning.byol`).
+    """
+    for pt, po in zip(target.parameters(), online.parameters(), strict=True):
+        pt.mul_(m).add_(po.detach(), alpha=1 - m)
+    for bt, bo in zip(target.buffers(), online.buffers(), strict=True):
+        bt.copy_(bo)
+
+
 class MoCoState:
     """The per-model state of MoCo: the momentum (key) encoder and the queue of keys."""
 
@@ -107,13 +141,9 @@ class MoCoState:
         self.queue = queue
         self.ptr = 0
 
-    @torch.no_grad()
     def momentum_update(self, model: nn.Module, m: float) -> None:
         """``theta_k <- m theta_k + (1 - m) theta_q``; buffers (BN statistics) are copied."""
-        for pk, pq in zip(self.key_encoder.parameters(), model.parameters(), strict=True):
-            pk.mul_(m).add_(pq.detach(), alpha=1 - m)
-        for bk, bq in zip(self.key_encoder.buffers(), model.buffers(), strict=True):
-            bk.copy_(bq)
+        ema_update(self.key_encoder, model, m)
 
     @torch.no_grad()
     def enqueue(self, keys: torch.Tensor) -> None:
@@ -163,6 +193,7 @@ class MoCo:
         queue_size: Number of negative keys ``|K|``.
     """
 
+    paradigm: ClassVar[str] = "contrastive"
     augment: ViewAugment
     temperature: float = 0.2
     momentum: float = 0.99
@@ -180,12 +211,12 @@ class MoCo:
 
     def state(self, model: nn.Module, generator: torch.Generator, dim: int) -> MoCoState:
         """The model's state, started on first use (see the class docstring)."""
-        st = self._states.get(model)
-        if st is None:
+
+        def start() -> MoCoState:
             queue = torch.randn(self.queue_size, dim, generator=generator, device=generator.device)
-            st = MoCoState(model, F.normalize(queue, dim=1))
-            self._states[model] = st
-        return st
+            return MoCoState(model, F.normalize(queue, dim=1))
+
+        return state_of(self._states, model, start)
 
     def reset(self, model: nn.Module) -> None:
         """Forget ``model``'s state; its next training call starts a fresh one."""

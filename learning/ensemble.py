@@ -41,8 +41,8 @@ from torch import nn
 from torch.func import functional_call, grad_and_value, stack_module_state, vmap
 from tqdm.auto import tqdm
 
-from learning.augment import Augment, shift
-from learning.train import DivergenceError, Recipe, step_count
+from unlearn_audit.learning.augment import Augment, shift
+from unlearn_audit.learning.train import DivergenceError, Recipe, step_count
 
 ENGINES = ("auto", "sequential", "batched")
 ENSEMBLE_SIZE = 16  # models per ensemble in an audit: a killed run loses at most one ensemble

@@ -90,7 +90,7 @@ def make_model(
             the data's images to ``num_outputs`` logits.
     """
     if ":" in arch:
-        from learning.checkpoints import CheckpointError, load_factory
+        from unlearn_audit.learning.checkpoints import CheckpointError, load_factory
 
         try:
             factory = load_factory(arch)

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from learning.contrastive import representation
+from unlearn_audit.learning.contrastive import representation
 
 FeatureFn = Callable[[nn.Module, torch.Tensor], torch.Tensor]
 

@@ -13,14 +13,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from learning.augment import Augment
+from unlearn_audit.learning.augment import Augment
 
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Generator], torch.Tensor]
 
@@ -66,7 +66,13 @@ class Recipe:
 
 
 class Objective(Protocol):
-    """A training objective: a mean loss over a batch, augmenting as it needs."""
+    """A training objective: a mean loss over a batch, augmenting as it needs.
+
+    The toolkit's objectives also declare their paradigm in a class attribute
+    ``paradigm`` (``"supervised"``: ``model(x)`` gives class logits; ``"contrastive"``:
+    an encoder trained on views), which the unlearners read
+    (:func:`unlearners.paradigm_of`); an objective without it is told by its shape.
+    """
 
     @property
     def name(self) -> str: ...
@@ -80,6 +86,7 @@ class Objective(Protocol):
 class CrossEntropy:
     """Supervised cross-entropy on (optionally) augmented images."""
 
+    paradigm: ClassVar[str] = "supervised"
     augment: Augment | None = None
     name: str = "cross_entropy"
 

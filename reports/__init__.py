@@ -1,10 +1,10 @@
 """Self-contained HTML reports for unlearn-audit run directories.
 
-The package reads only the run directory contract (``results.json``, ``samples.csv``)
-and never imports the rest of the toolkit.
+The package reads only the run directory contract (``results.json``, ``samples.csv``,
+``signals.npz``), through :mod:`unlearn_audit.runfiles`, and never imports the rest of
+the toolkit. :func:`render` raises :class:`unlearn_audit.runfiles.RunFileError`.
 """
 
-from reports.loading import ReportError
-from reports.render import render
+from unlearn_audit.reports.render import render
 
-__all__ = ["ReportError", "render"]
+__all__ = ["render"]

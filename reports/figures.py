@@ -14,11 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from reports.formatting import as_dict
-from reports.loading import Samples
-from reports.plots import Curve, Panel, Series, histogram_svg, roc_svg, scatter_svg
-from reports.roc import roc_auc, roc_curve
-from reports.verdict import REFERENCE, methods_audited
+from unlearn_audit.reports.formatting import as_dict
+from unlearn_audit.reports.plots import Curve, Panel, Series, histogram_svg, roc_svg, scatter_svg
+from unlearn_audit.reports.roc import roc_auc, roc_curve
+from unlearn_audit.reports.verdict import REFERENCE, methods_audited
+from unlearn_audit.runfiles import DIFFICULTY, EPSILON, RESIDUAL, SIGNAL, Samples, has_classes
 
 ORIGINAL = "original"
 
@@ -65,7 +65,7 @@ def roc_figure(results: dict[str, Any], samples: Samples, attack: str) -> str:
 
 def signal_figure(results: dict[str, Any], samples: Samples) -> str:
     """Per method: forget-set signal under original, the method and the reference, or ``""``."""
-    columns = samples.columns_for("signal")
+    columns = samples.columns_for(SIGNAL)
     palette = colours(results, samples)
     methods = [m for m in methods_audited(as_dict(results.get("models"))) if m in columns]
     panels = []
@@ -80,14 +80,14 @@ def signal_figure(results: dict[str, Any], samples: Samples) -> str:
     if not panels:
         return ""
     axis = "signal (logit-scaled confidence)"
-    if as_dict(results.get("paradigm")).get("name") not in (None, "supervised"):
+    if not has_classes(results):
         axis = "membership signal"
     return histogram_svg(panels, axis, "forget samples")
 
 
 def epsilon_figure(results: dict[str, Any], samples: Samples) -> str:
     """Histogram of the forget set's per-sample epsilon per model, or ``""``."""
-    columns = samples.columns_for("epsilon")
+    columns = samples.columns_for(EPSILON)
     palette = colours(results, samples)
     series = []
     for model in _model_order(results, columns):
@@ -122,11 +122,11 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float | None:
 
 def difficulty_figure(results: dict[str, Any], samples: Samples) -> str:
     """Per method: difficulty index vs realised residual membership on the forget set."""
-    shared = samples.numeric.get("difficulty")  # one index for every model (older runs)
-    per_model = samples.columns_for("difficulty")  # the index learned for each method
+    shared = samples.numeric.get(DIFFICULTY)  # one index for every model (older runs)
+    per_model = samples.columns_for(DIFFICULTY)  # the index learned for each method
     columns = {
         m: c
-        for m, c in samples.columns_for("residual").items()
+        for m, c in samples.columns_for(RESIDUAL).items()
         if shared is not None or m in per_model
     }
     if not columns:

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from reports.formatting import as_dict, fmt_share, text_list
-from reports.residual import has_residual, margin_of, power_statement, residual_of
-from reports.residual import residual_sentence as _sentence
-from reports.verdict import control_rows, controls_outcome, verdict_rows
+from unlearn_audit.reports.formatting import as_dict, fmt_share, text_list
+from unlearn_audit.reports.residual import has_residual, margin_of, power_statement, residual_of
+from unlearn_audit.reports.residual import residual_sentence as _sentence
+from unlearn_audit.reports.verdict import control_rows, controls_outcome, verdict_rows
 
 
 def _capitalised(text: str) -> str:

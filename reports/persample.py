@@ -14,14 +14,27 @@ from typing import Any
 
 import numpy as np
 
-from reports.formatting import MISSING, as_dict, fmt_general, fmt_value
-from reports.images import png_data_uri
-from reports.loading import SAMPLES_FILE, ForgetImages, Samples
-from reports.verdict import REFERENCE, methods_audited
+from unlearn_audit.reports.formatting import MISSING, as_dict, fmt_general, fmt_value
+from unlearn_audit.reports.images import png_data_uri
+from unlearn_audit.reports.verdict import REFERENCE, methods_audited
+from unlearn_audit.runfiles import (
+    DIFFICULTY,
+    DIFFICULTY_RANK,
+    EPSILON,
+    FEATURE,
+    FLAGS,
+    RESIDUAL,
+    SAMPLES_FILE,
+    ULIRA,
+    ForgetImages,
+    Samples,
+    column,
+    columns_for,
+)
 
 N_HARDEST = 20
 # Per-model column families shown in a model's cell: (csv prefix, label).
-FAMILIES = (("epsilon", "\u03b5"), ("ulira", "U-LiRA"), ("residual", "residual"))
+FAMILIES = ((EPSILON, "\u03b5"), (ULIRA, "U-LiRA"), (RESIDUAL, "residual"))
 MEANINGS = {
     "score": "the verdict attack's membership score (higher = more recognisable as training data)",
     "\u03b5": "the per-sample privacy loss against retraining",
@@ -34,20 +47,20 @@ MEANINGS = {
 class _Difficulty:
     """Which difficulty columns the table shows: one shared set, or one method's."""
 
-    rank: str = "difficulty_rank"
-    index: str = "difficulty"
-    flags: str = "flags"
+    rank: str = DIFFICULTY_RANK
+    index: str = DIFFICULTY
+    flags: str = FLAGS
     method: str | None = None
 
 
 def _difficulty_columns(samples: Samples, methods: list[str]) -> _Difficulty:
     """The shared ``difficulty_rank`` if present, else the first audited method's own."""
-    if "difficulty_rank" in samples.numeric:
+    if DIFFICULTY_RANK in samples.numeric:
         return _Difficulty()
     for method in methods:
-        if f"difficulty_rank.{method}" in samples.numeric:
+        if column(DIFFICULTY_RANK, method) in samples.numeric:
             return _Difficulty(
-                f"difficulty_rank.{method}", f"difficulty.{method}", f"flags.{method}", method
+                *(column(p, method) for p in (DIFFICULTY_RANK, DIFFICULTY, FLAGS)), method
             )
     return _Difficulty()
 
@@ -63,9 +76,9 @@ def _order(
         under = f" learned for {cols.method}" if cols.method else ""
         return order, f"Ordered by the combined difficulty rank{under} (1 = hardest to forget)."
     for method in methods:
-        column = samples.numeric.get(f"{attack}.{method}")
-        if column is not None and np.isfinite(column[rows]).any():
-            key = np.where(np.isfinite(column[rows]), -column[rows], np.inf)
+        scores = samples.numeric.get(column(attack, method))
+        if scores is not None and np.isfinite(scores[rows]).any():
+            key = np.where(np.isfinite(scores[rows]), -scores[rows], np.inf)
             order = rows[np.argsort(key, kind="mergesort")]
             return order, (
                 f"{SAMPLES_FILE} has no difficulty rank, so the samples are ordered by the "
@@ -89,9 +102,9 @@ def _model_cell(samples: Samples, row: int, model: str, attack: str) -> list[str
     """Short ``label value`` lines of one sample under one model."""
     lines = []
     for prefix, label in ((attack, "score"), *FAMILIES):
-        column = samples.numeric.get(f"{prefix}.{model}")
-        if column is not None:
-            lines.append(f"{label} {fmt_general(column[row])}")
+        values = samples.numeric.get(column(prefix, model))
+        if values is not None:
+            lines.append(f"{label} {fmt_general(values[row])}")
     return lines
 
 
@@ -105,7 +118,7 @@ def pool_index(samples: Samples, row: int) -> int | None:
 def _has_columns(samples: Samples, model: str, attack: str) -> bool:
     """Whether ``samples.csv`` has any per-sample column of ``model``."""
     prefixes = (attack, *(prefix for prefix, _ in FAMILIES))
-    return any(f"{prefix}.{model}" in samples.numeric for prefix in prefixes)
+    return any(column(prefix, model) in samples.numeric for prefix in prefixes)
 
 
 def thumbnail_uri(images: ForgetImages | None, positions: dict[int, int], pool: int | None) -> str:
@@ -151,7 +164,7 @@ def _row(samples: Samples, row: int, position: int, layout: _Layout) -> dict[str
         "label": class_name(labels[row], layout.classes) if labels is not None else MISSING,
         "difficulty": fmt_general(difficulty[row]) if difficulty is not None else "",
         "features": [
-            fmt_general(samples.numeric[f"feature.{name}"][row]) for name in layout.features
+            fmt_general(samples.numeric[column(FEATURE, name)][row]) for name in layout.features
         ],
         "models": [_model_cell(samples, row, m, layout.attack) for m in layout.models],
         "flags": [f.strip() for f in (flags[row] if flags else "").split(";") if f.strip()],
@@ -186,7 +199,7 @@ def hardest_samples(
     layout = _Layout(
         attack=attack,
         models=[m for m in ("original", *methods, REFERENCE) if _has_columns(samples, m, attack)],
-        features=[c.removeprefix("feature.") for c in samples.numeric if c.startswith("feature.")],
+        features=list(columns_for(samples.numeric, FEATURE)),
         classes=as_dict(results.get("data")).get("classes"),
         images=images,
         positions=images.by_index() if images is not None else {},

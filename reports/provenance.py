@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from reports.formatting import (
+from unlearn_audit.reports.formatting import (
     MISSING,
     as_dict,
     as_float,
@@ -21,9 +21,9 @@ from reports.formatting import (
     fmt_seconds,
     fmt_value,
 )
-from reports.loading import RESULTS_FILE, SAMPLES_FILE, SIGNALS_FILE
-from reports.residual import power_statement, weighting_line
-from reports.verdict import REFERENCE, controls_outcome, methods_audited
+from unlearn_audit.reports.residual import power_statement, weighting_line
+from unlearn_audit.reports.verdict import REFERENCE, controls_outcome, methods_audited
+from unlearn_audit.runfiles import RESULTS_FILE, SAMPLES_FILE, SIGNALS_FILE
 
 _RUN_KEYS = ("created", "device", "seed", "python", "torch", "numpy", "platform")
 _WHO_KEYS = ("user", "operator", "host")

@@ -20,10 +20,25 @@ from typing import Any
 
 import numpy as np
 
-from reports.formatting import MISSING, as_dict, as_float, fmt_general, fmt_pct, fmt_value
-from reports.loading import SAMPLES_FILE, ForgetImages, Samples
-from reports.persample import class_name, pool_index, thumbnail_uri
-from reports.verdict import CONTROLS, PLANTED, verdict_rows
+from unlearn_audit.reports.formatting import (
+    MISSING,
+    as_dict,
+    as_float,
+    fmt_general,
+    fmt_pct,
+    fmt_value,
+)
+from unlearn_audit.reports.persample import class_name, pool_index, thumbnail_uri
+from unlearn_audit.reports.verdict import CONTROLS, PLANTED, verdict_rows
+from unlearn_audit.runfiles import (
+    PLANTED_COLUMN,
+    PVALUE,
+    RECOGNISABLE,
+    SAMPLES_FILE,
+    ForgetImages,
+    Samples,
+    column,
+)
 
 N_LISTED = 24
 
@@ -81,14 +96,14 @@ class _Lookup:
         """One listed record."""
         row = self.rows.get(pool)
         labels = self.samples.text.get("label") if self.samples is not None else None
-        pvalue = self._cell(f"pvalue.{model}", pool)
+        pvalue = self._cell(column(PVALUE, model), pool)
         return {
             "index": str(pool),
             "thumbnail": thumbnail_uri(self.images, self.positions, pool),
             "label": class_name(labels[row], self.classes) if labels and row is not None else "",
             "pvalue": fmt_general(pvalue) if np.isfinite(pvalue) else "",
             "sort": pvalue if np.isfinite(pvalue) else math.inf,
-            "kept": model == PLANTED and self._cell(PLANTED, pool) == 1.0,
+            "kept": model == PLANTED and self._cell(PLANTED_COLUMN, pool) == 1.0,
         }
 
 
@@ -105,7 +120,7 @@ def _planted_note(results: dict[str, Any], items: list[dict[str, Any]]) -> str:
     trained = f"the {n_planted} records" if n_planted is not None else "the records"
     return (
         f"{kept} of these {len(items)} are among {trained} it was trained on (marked kept; "
-        f"{SAMPLES_FILE} column {PLANTED}): the more, the better the per-record test "
+        f"{SAMPLES_FILE} column {PLANTED_COLUMN}): the more, the better the per-record test "
         "points at what a model remembers."
     )
 
@@ -119,7 +134,7 @@ def _listing(
     )
     shown, more = items[:limit], len(items) - limit
     noun = "record" if len(items) == 1 else "records"
-    columns = f"columns pvalue.{model} and recognisable.{model}"
+    columns = f"columns {column(PVALUE, model)} and {column(RECOGNISABLE, model)}"
     return {
         "model": model,
         "title": f"{len(items)} {noun} still recognisable",

@@ -2,12 +2,12 @@
 
 Usage::
 
-    from reports import render
+    from unlearn_audit.reports import render
     path = render("runs/demo")   # writes runs/demo/report.html
 
-Only the on-disk contract is read (``results.json``, ``samples.csv``, ``signals.npz``);
-see :mod:`reports.loading`. The output embeds its CSS, SVG plots and PNG thumbnails,
-loads nothing from the network and contains no script.
+Only the on-disk contract is read (``results.json``, ``samples.csv``, ``signals.npz``),
+through its one reader, :mod:`unlearn_audit.runfiles`. The output embeds its CSS, SVG
+plots and PNG thumbnails, loads nothing from the network and contains no script.
 """
 
 from __future__ import annotations
@@ -18,17 +18,22 @@ from typing import Any
 
 import jinja2
 
-from reports import figures, tables
-from reports.formatting import as_dict, fmt_value
-from reports.headline import headline_section
-from reports.loading import ReportError, load_forget_images, load_results, load_samples
-from reports.persample import hardest_samples
-from reports.provenance import provenance_section, summary_rows
-from reports.records import records_section
-from reports.verdict import overall_verdict, verdict_section
+from unlearn_audit.reports import figures, tables
+from unlearn_audit.reports.formatting import as_dict, fmt_value
+from unlearn_audit.reports.headline import headline_section
+from unlearn_audit.reports.persample import hardest_samples
+from unlearn_audit.reports.provenance import provenance_section, summary_rows
+from unlearn_audit.reports.records import records_section
+from unlearn_audit.reports.verdict import overall_verdict, verdict_section
+from unlearn_audit.runfiles import (
+    REPORT_FILE,
+    RunFileError,
+    read_forget_images,
+    read_results,
+    read_samples,
+)
 
-REPORT_FILE = "report.html"
-TMP_FILE = ".report.html.tmp"
+TMP_FILE = f".{REPORT_FILE}.tmp"
 DEFAULT_ATTACK = "lira_online"
 TEMPLATE = "report.html.j2"
 _TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
@@ -94,8 +99,8 @@ def build_context(results: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     Returns:
         The template context.
     """
-    samples, samples_note = load_samples(run_dir)
-    images, images_note = load_forget_images(run_dir)
+    samples, samples_note = read_samples(run_dir)
+    images, images_note = read_forget_images(run_dir)
     attack = verdict_attack(results)
     notes = [n for n in (samples_note, images_note) if n]
     svg = {"roc": "", "signal": "", "epsilon": "", "difficulty": ""}
@@ -147,11 +152,11 @@ def render(run_dir: str | Path) -> Path:
         Path of the written report.
 
     Raises:
-        ReportError: If ``results.json`` is missing or invalid, or the report cannot be
+        RunFileError: If ``results.json`` is missing or invalid, or the report cannot be
             written.
     """
     root = Path(run_dir)
-    results = load_results(root)
+    results = read_results(root)
     html = _environment().get_template(TEMPLATE).render(**build_context(results, root))
     target = root / REPORT_FILE
     tmp = root / TMP_FILE
@@ -160,5 +165,5 @@ def render(run_dir: str | Path) -> Path:
         os.replace(tmp, target)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise ReportError(f"{target}: cannot write report: {exc}") from exc
+        raise RunFileError(f"{target}: cannot write report: {exc}") from exc
     return target

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reports.formatting import as_dict, as_float, fmt_level, fmt_share, fmt_value
+from unlearn_audit.reports.formatting import as_dict, as_float, fmt_level, fmt_share, fmt_value
 
 REMAINS = "of the deleted records' membership evidence"
 

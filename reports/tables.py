@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from reports.formatting import (
+from unlearn_audit.reports.formatting import (
     MISSING,
     as_dict,
     as_float,
@@ -20,7 +20,7 @@ from reports.formatting import (
     fmt_pp,
     fmt_seconds,
 )
-from reports.verdict import REFERENCE
+from unlearn_audit.reports.verdict import REFERENCE
 
 _UTILITY_ORDER = ("forget_acc", "retain_acc", "test_acc")
 _WORDS = {"acc": "accuracy", "knn": "kNN", "probe": "probe"}

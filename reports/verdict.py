@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reports.formatting import (
+from unlearn_audit.reports.formatting import (
     as_dict,
     as_float,
     fmt_fixed,
@@ -22,7 +22,7 @@ from reports.formatting import (
     fmt_value,
     text_list,
 )
-from reports.residual import (
+from unlearn_audit.reports.residual import (
     has_residual,
     margin_of,
     planted_fraction,

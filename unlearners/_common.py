@@ -24,9 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from learning.train import Objective
-from unlearners.base import UnlearnerError
-from unlearners.request import Data
+from unlearn_audit.learning.train import Objective
+from unlearn_audit.unlearners.base import UnlearnerError
+from unlearn_audit.unlearners.request import Data
 
 BOTH = frozenset({"supervised", "contrastive"})
 SUPERVISED = frozenset({"supervised"})

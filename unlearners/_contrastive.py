@@ -4,7 +4,11 @@ A contrastive objective (SimCLR-style) has ``loss(model, x, y, generator)``,
 the InfoNCE loss over two augmented views of ``x`` (``y`` ignored), and
 ``views(x, generator) -> (x1, x2)``. The encoder ``model(x)`` returns features
 (projection head included). ``temperature`` is read from the objective when it
-has one (default 0.5, SimCLR's CIFAR value).
+has one (default 0.5, SimCLR's CIFAR value). An objective whose class attribute
+``negatives`` is False (``learning.byol.BYOL``) has no negative pairs and no
+temperature: the methods built on InfoNCE negatives refuse it
+(:attr:`unlearners.Unlearner.needs_negatives`), and ``gradient_constraint``
+takes per-sample gradients of its own loss instead of NT-Xent's.
 
 NT-Xent (Chen et al. 2020, "A Simple Framework for Contrastive Learning of
 Visual Representations", eq. 1): for ``2N`` L2-normalised features, the loss of
@@ -43,6 +47,11 @@ def temperature_of(objective: object) -> float:
     """The objective's InfoNCE temperature, or :data:`DEFAULT_TEMPERATURE`."""
     t = getattr(objective, "temperature", DEFAULT_TEMPERATURE)
     return float(t)
+
+
+def uses_negatives(objective: object) -> bool:
+    """Whether the objective contrasts samples with negatives (absent attribute: yes)."""
+    return bool(getattr(objective, "negatives", True))
 
 
 def nt_xent_pairs(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:

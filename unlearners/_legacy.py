@@ -22,7 +22,7 @@ from typing import Any
 
 from torch import nn
 
-from unlearners.request import ForgetRequest, UnlearnContext
+from unlearn_audit.unlearners.request import ForgetRequest, UnlearnContext
 
 _OLD_NAMES = frozenset({"forget", "retain", "objective", "recipe", "generator", "progress"})
 

@@ -8,11 +8,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unlearners._common import CONTRASTIVE, index_set, non_negative
-from unlearners._contrastive import nt_xent_pairs, temperature_of
-from unlearners.base import register
-from unlearners.request import ForgetRequest, UnlearnContext
-from unlearners.tuning import FineTuneUnlearner, TuneParams, Tuning
+from unlearn_audit.unlearners._common import CONTRASTIVE, index_set, non_negative
+from unlearn_audit.unlearners._contrastive import nt_xent_pairs, temperature_of
+from unlearn_audit.unlearners.base import register
+from unlearn_audit.unlearners.request import ForgetRequest, UnlearnContext
+from unlearn_audit.unlearners.tuning import FineTuneUnlearner, TuneParams, Tuning
 
 
 @dataclass(frozen=True)
@@ -60,14 +60,17 @@ class AlignmentCalibration(FineTuneUnlearner):
     random index per access); the encoder's temperature is the objective's
     ``temperature`` attribute (default 0.5); SimCLR-style in-batch negatives are
     used whatever the original objective (the reference adapts MoCo's queue).
+    An objective without negatives (BYOL) is refused (``needs_negatives``): the
+    first term is InfoNCE, whose forget pairs are made *negatives*, and would
+    train such an encoder with another objective than its own (the paper
+    evaluates SimCLR, MoCo and CLIP only).
     """
 
     name = "alignment_calibration"
     paradigms = CONTRASTIVE
     summary = "contrastive: InfoNCE with negative partners for forget + lower forget alignment"
     Params = AlignmentCalibrationParams
-
-    Params = AlignmentCalibrationParams
+    needs_negatives = True
     trains_on = ("forget", "retain")
 
     def tuning(self, model: nn.Module, request: ForgetRequest, ctx: UnlearnContext) -> Tuning:

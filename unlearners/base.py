@@ -18,11 +18,17 @@ from typing import Any, ClassVar, TypeVar
 import torch
 from torch import nn
 
-from learning.train import Objective, Recipe, step_count
-from unlearners._legacy import call_old, old_style
-from unlearners.request import Data, ForgetRequest, UnlearnContext, paradigm_of
+from unlearn_audit.learning.train import Objective, Recipe, step_count
+from unlearn_audit.unlearners._contrastive import uses_negatives
+from unlearn_audit.unlearners._legacy import call_old, old_style
+from unlearn_audit.unlearners.request import (
+    PARADIGMS,
+    Data,
+    ForgetRequest,
+    UnlearnContext,
+    paradigm_of,
+)
 
-PARADIGMS = frozenset({"supervised", "contrastive"})
 steps_for = step_count  # the step count of ``learning.train.fit``, under its older name here
 
 
@@ -50,6 +56,9 @@ class Unlearner(ABC):
     paradigms: ClassVar[frozenset[str]] = frozenset({"supervised"})
     summary: ClassVar[str] = ""
     Params: ClassVar[type] = NoParams
+    # True: the method's loss is built on InfoNCE negatives, so it refuses a contrastive
+    # objective without them (``negatives = False``, e.g. ``learning.byol.BYOL``)
+    needs_negatives: ClassVar[bool] = False
 
     def __init__(self, **params: Any) -> None:
         fields = {f.name for f in dataclasses.fields(self.Params)}
@@ -98,7 +107,8 @@ class Unlearner(ABC):
 
         Raises:
             UnlearnerError: the objective's paradigm is not one of the method's
-                ``paradigms``, or the method needs data it was not given (``reference``).
+                ``paradigms``, the method needs negatives the objective lacks
+                (``needs_negatives``), or it needs data it was not given (``reference``).
             learning.DivergenceError: the method's loss became NaN or infinite.
         """
         ctx = UnlearnContext(objective, recipe, generator, paradigm_of(objective), progress)
@@ -118,8 +128,15 @@ class Unlearner(ABC):
         """Unlearn ``request`` in place on the private copy ``model`` and return it."""
 
     def _check_paradigm(self, ctx: UnlearnContext) -> None:
-        """Refuse an objective of a paradigm the method does not declare."""
+        """Refuse an objective of a paradigm the method does not declare, and an
+        objective without negatives if the method needs them."""
         if ctx.paradigm in self.paradigms:
+            if self.needs_negatives and not uses_negatives(ctx.objective):
+                objective = getattr(ctx.objective, "name", type(ctx.objective).__name__)
+                raise UnlearnerError(
+                    f"{self.name} needs a contrastive objective with negative pairs "
+                    f"(its loss is InfoNCE); {objective} has none"
+                )
             return
         if ctx.paradigm == "contrastive":
             raise UnlearnerError(
@@ -222,7 +239,7 @@ def get(name: str) -> type[Unlearner]:
     if name in _REGISTRY:
         return _REGISTRY[name]
     if ":" in name:
-        from learning.checkpoints import CheckpointError, import_object
+        from unlearn_audit.learning.checkpoints import CheckpointError, import_object
 
         try:
             cls = import_object(name, "unlearner")

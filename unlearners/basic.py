@@ -7,12 +7,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from learning.models import reinitialize
-from learning.train import Recipe
-from unlearners._common import BOTH
-from unlearners.base import TrainingFreeUnlearner, register, seed_from
-from unlearners.request import ForgetRequest, UnlearnContext
-from unlearners.tuning import FineTuneUnlearner, TuneParams, Tuning
+from unlearn_audit.learning.models import reinitialize
+from unlearn_audit.learning.train import Recipe
+from unlearn_audit.unlearners._common import BOTH
+from unlearn_audit.unlearners.base import TrainingFreeUnlearner, register, seed_from
+from unlearn_audit.unlearners.request import ForgetRequest, UnlearnContext
+from unlearn_audit.unlearners.tuning import FineTuneUnlearner, TuneParams, Tuning
 
 
 @register

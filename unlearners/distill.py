@@ -9,9 +9,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from learning.models import reinitialize
-from learning.train import Recipe, fit, step_count
-from unlearners._common import (
+from unlearn_audit.learning.models import reinitialize
+from unlearn_audit.learning.train import Recipe, fit, step_count
+from unlearn_audit.unlearners._common import (
     SUPERVISED,
     augment,
     distill_kl,
@@ -20,9 +20,9 @@ from unlearners._common import (
     non_negative,
     positive,
 )
-from unlearners.base import Unlearner, register, seed_from
-from unlearners.request import ForgetRequest, UnlearnContext
-from unlearners.tuning import FineTuneUnlearner, TuneParams, Tuning
+from unlearn_audit.unlearners.base import Unlearner, register, seed_from
+from unlearn_audit.unlearners.request import ForgetRequest, UnlearnContext
+from unlearn_audit.unlearners.tuning import FineTuneUnlearner, TuneParams, Tuning
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
-from unlearners._common import BOTH, SUPERVISED, non_negative, positive
-from unlearners.base import TrainingFreeUnlearner, register
-from unlearners.request import Data, ForgetRequest, UnlearnContext
+from unlearn_audit.unlearners._common import BOTH, SUPERVISED, non_negative, positive
+from unlearn_audit.unlearners.base import TrainingFreeUnlearner, register
+from unlearn_audit.unlearners.request import Data, ForgetRequest, UnlearnContext
 
 
 def batch_loss(

@@ -37,7 +37,9 @@ Choices the papers leave open (each marked *choice*):
   stay), never on the forget set.
 * *choice*: ``g`` is the norm of the gradient of the per-sample training loss on
   clean inputs (classifier: cross-entropy with the true label; encoder: NT-Xent
-  of the sample's two views against the batch's other views, held fixed),
+  of the sample's two views against the batch's other views, held fixed; a BYOL
+  encoder, which has no negatives: the sample's own symmetrised BYOL loss with
+  the target network's projections and the predictor held fixed),
   computed in eval mode (so it is batch-norm safe), with respect to the final
   ``nn.Linear`` (``scope="head"``, the default: ~10x cheaper, and every weight
   still moves because the head's gradient depends on the features) or to all
@@ -72,12 +74,13 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
-from learning.train import Objective
-from unlearners._common import BOTH, draw, index_set, non_negative, positive
-from unlearners._contrastive import nt_xent_single, temperature_of
-from unlearners.base import UnlearnerError, register
-from unlearners.request import ForgetRequest, UnlearnContext
-from unlearners.tuning import FineTuneUnlearner, Tuning
+from unlearn_audit.learning.byol import BYOL, byol_pairs
+from unlearn_audit.learning.train import Objective
+from unlearn_audit.unlearners._common import BOTH, draw, index_set, non_negative, positive
+from unlearn_audit.unlearners._contrastive import nt_xent_single, temperature_of, uses_negatives
+from unlearn_audit.unlearners.base import UnlearnerError, register
+from unlearn_audit.unlearners.request import ForgetRequest, UnlearnContext
+from unlearn_audit.unlearners.tuning import FineTuneUnlearner, Tuning
 
 VARIANTS = ("member_only", "matched")
 SCOPES = ("all", "head")
@@ -203,6 +206,46 @@ def contrastive_grad_norms(objective: Objective, scope: str = "all") -> NormFn:
     return norms
 
 
+def bootstrap_grad_norms(objective: Objective, scope: str = "all") -> NormFn:
+    """Per-sample BYOL gradient norms for an encoder trained with ``objective``.
+
+    Sample ``i``'s loss is its symmetrised BYOL loss (:func:`learning.byol.byol_pairs`):
+    its two views through the model and the predictor (a snapshot of its weights),
+    against the target network's projections of the other views (computed once,
+    without gradients). Nothing else in the batch enters it.
+    """
+    if not isinstance(objective, BYOL):
+        raise UnlearnerError(
+            "gradient_constraint: a contrastive objective without negatives must be "
+            "learning.byol.BYOL (its target network and predictor give the loss), "
+            f"got {type(objective).__name__}"
+        )
+
+    def norms(
+        model: nn.Module, x: torch.Tensor, y: torch.Tensor, g: torch.Generator, create_graph: bool
+    ) -> torch.Tensor:
+        v1, v2 = objective.views(x, g)
+        st = objective.state(model, g)
+        with torch.no_grad():
+            t1, t2 = st.target(v1).float(), st.target(v2).float()
+        q = st.frozen_predictor(False)  # running statistics: per-sample, batch-free
+        free, fixed = _split_params(model, constrained(model, scope), create_graph)
+
+        def loss(
+            prm: dict[str, torch.Tensor],
+            a: torch.Tensor,
+            b: torch.Tensor,
+            ta: torch.Tensor,
+            tb: torch.Tensor,
+        ) -> torch.Tensor:
+            z = functional_call(model, (prm, fixed), (torch.stack([a, b]),))
+            return byol_pairs(q(z), torch.stack([tb, ta]))[0]
+
+        return _flat_norms(vmap(grad(loss), in_dims=(None, 0, 0, 0, 0))(free, v1, v2, t1, t2))
+
+    return norms
+
+
 def penalty_term(
     forget_norms: torch.Tensor, target: torch.Tensor | float, one_sided: bool = False
 ) -> torch.Tensor:
@@ -251,11 +294,12 @@ class GradientConstraint(FineTuneUnlearner):
                 "gradient_constraint with variant='matched' needs non-member reference data: "
                 "pass reference=(x, y) to unlearn(), or use variant='member_only'"
             )
-        norms: NormFn = (
-            contrastive_grad_norms(objective, p.scope)
-            if ctx.paradigm == "contrastive"
-            else partial(supervised_grad_norms, scope=p.scope)
-        )
+        norms: NormFn = partial(supervised_grad_norms, scope=p.scope)
+        if ctx.paradigm == "contrastive":
+            contrastive = (
+                contrastive_grad_norms if uses_negatives(objective) else bootstrap_grad_norms
+            )
+            norms = contrastive(objective, p.scope)
         xf, yf = request.forget
 
         def loss(

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from unlearners._common import BOTH, draw, non_negative
-from unlearners.base import register
-from unlearners.request import ForgetRequest, UnlearnContext
-from unlearners.tuning import FineTuneUnlearner, TuneParams, Tuning
+from unlearn_audit.unlearners._common import BOTH, draw, non_negative
+from unlearn_audit.unlearners.base import register
+from unlearn_audit.unlearners.request import ForgetRequest, UnlearnContext
+from unlearn_audit.unlearners.tuning import FineTuneUnlearner, TuneParams, Tuning
 
 
 @dataclass(frozen=True)

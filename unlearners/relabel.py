@@ -8,10 +8,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unlearners._common import SUPERVISED, in_unit, num_outputs, wrong_labels
-from unlearners.base import register
-from unlearners.request import Data, ForgetRequest, UnlearnContext
-from unlearners.tuning import FineTuneUnlearner, TuneParams, Tuning
+from unlearn_audit.unlearners._common import SUPERVISED, in_unit, num_outputs, wrong_labels
+from unlearn_audit.unlearners.base import register
+from unlearn_audit.unlearners.request import Data, ForgetRequest, UnlearnContext
+from unlearn_audit.unlearners.tuning import FineTuneUnlearner, TuneParams, Tuning
 
 
 @dataclass(frozen=True)

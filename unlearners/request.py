@@ -12,9 +12,10 @@ import dataclasses
 
 import torch
 
-from learning.train import Objective, Recipe
+from unlearn_audit.learning.train import Objective, Recipe
 
 Data = tuple[torch.Tensor, torch.Tensor]
+PARADIGMS = frozenset({"supervised", "contrastive"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,8 +64,26 @@ class UnlearnContext:
 
 
 def paradigm_of(objective: object) -> str:
-    """``contrastive`` when ``objective`` has a ``views(x, generator)`` method, else ``supervised``.
+    """The paradigm ``objective`` declares in its ``paradigm`` attribute.
 
-    The contrastive protocol is described in :mod:`unlearners._contrastive`.
+    The toolkit's objectives declare it: :class:`learning.CrossEntropy` is
+    ``supervised``, :class:`learning.SimCLR` and :class:`learning.MoCo` are
+    ``contrastive``. An objective that declares none (a user's own, or None) is read
+    by its shape, as before the declaration existed: ``contrastive`` when it has a
+    ``views(x, generator)`` method (the protocol of :mod:`unlearners._contrastive`),
+    else ``supervised``.
+
+    Raises:
+        ValueError: the objective declares a paradigm other than ``supervised`` and
+            ``contrastive``.
     """
-    return "contrastive" if callable(getattr(objective, "views", None)) else "supervised"
+    declared = getattr(objective, "paradigm", None)
+    if declared is None:  # undeclared: the fallback for user objectives
+        return "contrastive" if callable(getattr(objective, "views", None)) else "supervised"
+    if not isinstance(declared, str) or declared not in PARADIGMS:
+        name = getattr(objective, "name", type(objective).__name__)
+        raise ValueError(
+            f"objective {name} declares paradigm {declared!r}; unlearners know "
+            f"{', '.join(sorted(PARADIGMS))}"
+        )
+    return declared

@@ -19,10 +19,10 @@ from typing import ClassVar, Literal
 import torch
 from torch import nn
 
-from learning.train import LossFn, Recipe, fit, step_count
-from unlearners._common import positive
-from unlearners.base import Unlearner, UnlearnerError
-from unlearners.request import Data, ForgetRequest, UnlearnContext
+from unlearn_audit.learning.train import LossFn, Recipe, fit, step_count
+from unlearn_audit.unlearners._common import positive
+from unlearn_audit.unlearners.base import Unlearner, UnlearnerError
+from unlearn_audit.unlearners.request import Data, ForgetRequest, UnlearnContext
 
 Part = Literal["forget", "retain"]
 

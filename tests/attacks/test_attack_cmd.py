@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner, Result
 
-from attacks import available, get, make_keep_matrix, roc_metrics
-from audit.cli import main
+from unlearn_audit.attacks import available, get, make_keep_matrix, roc_metrics
+from unlearn_audit.cli import main
 
 
 def _bank(m: int = 9, n: int = 60, n_aug: int = 2, seed: int = 0) -> dict[str, np.ndarray]:

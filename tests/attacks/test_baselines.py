@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from attacks.baselines import loss_attack
-from attacks.signals import logit_scaled_confidence
+from unlearn_audit.attacks.baselines import loss_attack
+from unlearn_audit.attacks.signals import logit_scaled_confidence
 
 
 def test_loss_attack_is_negative_cross_entropy() -> None:

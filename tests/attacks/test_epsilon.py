@@ -8,8 +8,13 @@ import statistics
 import numpy as np
 import pytest
 
-from attacks.epsilon import EPSILON_CAP, forget_quality, per_example_epsilon, signals_by_side
-from attacks.shadows import make_keep_matrix
+from unlearn_audit.attacks.epsilon import (
+    EPSILON_CAP,
+    forget_quality,
+    per_example_epsilon,
+    signals_by_side,
+)
+from unlearn_audit.attacks.shadows import make_keep_matrix
 
 D = 1e-5
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from attacks.leakage import retain_exposure_increase
-from attacks.metrics import auc_difference_ci, roc_metrics
+from unlearn_audit.attacks.leakage import retain_exposure_increase
+from unlearn_audit.attacks.metrics import auc_difference_ci, roc_metrics
 
 
 def _case(shift_after: float, seed: int = 0) -> tuple[dict, dict]:  # type: ignore[type-arg]

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from attacks.lira import lira
-from attacks.shadows import make_keep_matrix
+from unlearn_audit.attacks.lira import lira
+from unlearn_audit.attacks.shadows import make_keep_matrix
 
 MODES = [(online, fixed) for online in (True, False) for fixed in (False, True)]
 

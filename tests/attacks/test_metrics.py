@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from attacks.metrics import (
+from unlearn_audit.attacks.metrics import (
     _boot_aucs,
     auc_ci,
     auc_difference_ci,
@@ -224,7 +224,7 @@ def _balanced_accuracy_loop(scores: np.ndarray, member: np.ndarray) -> float:
     data=st.lists(st.tuples(st.integers(-4, 4), st.booleans()), min_size=2, max_size=40),
 )
 def test_balanced_accuracy_and_tpr_match_loops(data: list[tuple[int, bool]]) -> None:
-    from attacks.metrics import _allowed_false_positives, _tpr_at
+    from unlearn_audit.attacks.metrics import _allowed_false_positives, _tpr_at
 
     scores = np.array([float(s) for s, _ in data])
     member = np.array([m for _, m in data])

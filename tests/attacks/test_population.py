@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.svm import SVC
 
-from attacks.population import (
+from unlearn_audit.attacks.population import (
     confidence_attack,
     entropy_attack,
     modified_entropy_attack,

@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import attacks
-from attacks import registry
-from attacks.baselines import loss_attack
-from attacks.lira import lira
-from attacks.rmia import DEFAULT_OFFLINE_A, rmia, tune_rmia_a
-from attacks.shadows import make_keep_matrix
+from unlearn_audit import attacks
+from unlearn_audit.attacks import registry
+from unlearn_audit.attacks.baselines import loss_attack
+from unlearn_audit.attacks.lira import lira
+from unlearn_audit.attacks.rmia import DEFAULT_OFFLINE_A, rmia, tune_rmia_a
+from unlearn_audit.attacks.shadows import make_keep_matrix
 
 EXPECTED = [
     "lira_offline",

@@ -7,9 +7,9 @@ import statistics
 import numpy as np
 import pytest
 
-from attacks.metrics import roc_metrics
-from attacks.rmia import rmia, tune_rmia_a
-from attacks.shadows import make_keep_matrix
+from unlearn_audit.attacks.metrics import roc_metrics
+from unlearn_audit.attacks.rmia import rmia, tune_rmia_a
+from unlearn_audit.attacks.shadows import make_keep_matrix
 
 
 def rmia_reference_loop(

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from attacks.shadows import check_keep_matrix, make_keep_matrix
+from unlearn_audit.attacks.shadows import check_keep_matrix, make_keep_matrix
 
 
 @pytest.mark.parametrize("m", [2, 4, 16, 64])

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from attacks.signals import logit_scaled_confidence, loss_from_signal
+from unlearn_audit.attacks.signals import logit_scaled_confidence, loss_from_signal
 
 
 def _naive_phi(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from attacks.lira import lira
-from attacks.metrics import roc_metrics
-from attacks.shadows import make_keep_matrix
-from attacks.ulira import ulira
+from unlearn_audit.attacks.lira import lira
+from unlearn_audit.attacks.metrics import roc_metrics
+from unlearn_audit.attacks.shadows import make_keep_matrix
+from unlearn_audit.attacks.ulira import ulira
 
 
 def ulira_reference_loop(

@@ -15,11 +15,11 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from audit.cli import main
-from audit.config import ConfigError, check_file, from_dict, merge
-from learning.data import DataError, Dataset, load_npz
-from learning.train import DeviceError, available_devices, resolve_device
 from tests.audit.userpkg.models import make_net
+from unlearn_audit.audit.config import ConfigError, check_file, from_dict, merge
+from unlearn_audit.cli import main
+from unlearn_audit.learning.data import DataError, Dataset, load_npz
+from unlearn_audit.learning.train import DeviceError, available_devices, resolve_device
 
 FACTORY = "tests.audit.userpkg.models:make_net"
 FAST = "[attack]\nulira = false\n[verdict]\nn_boot = 100\n"
@@ -200,7 +200,12 @@ def test_5_a_read_only_out_as_a_user_who_is_not_root():
         (d / "home").chmod(0o777)
         (d / "ro").mkdir()
         (d / "ro").chmod(0o555)
-        cmd = [sys.executable, "-m", "audit.cli", *map(str, _audit(d, "--out", d / "ro" / "run"))]
+        cmd = [
+            sys.executable,
+            "-m",
+            "unlearn_audit",
+            *map(str, _audit(d, "--out", d / "ro" / "run")),
+        ]
         home = str(d / "home")
         res = subprocess.run(
             [SETPRIV, "--reuid=65534", "--regid=65534", "--clear-groups", *cmd],
@@ -223,7 +228,7 @@ def test_5_a_read_only_out_as_a_user_who_is_not_root():
 
 def test_5_an_out_whose_permission_bits_refuse_writing(d, monkeypatch):
     """What the read-only test above sees as a user who is not root."""
-    import audit.cli
+    import unlearn_audit.cli as cli_module
 
     real = os.access
     ro = str(d / "ro")
@@ -234,7 +239,7 @@ def test_5_an_out_whose_permission_bits_refuse_writing(d, monkeypatch):
         return real(path, mode, *args, **kwargs)
 
     (d / "ro").mkdir()
-    monkeypatch.setattr(audit.cli.os, "access", access)
+    monkeypatch.setattr(cli_module.os, "access", access)
     res, lines = _cli(_audit(d, "--out", d / "ro" / "a" / "run"))
     _refused(
         res,
@@ -247,12 +252,12 @@ def test_5_an_out_whose_permission_bits_refuse_writing(d, monkeypatch):
 
 def test_5_an_out_the_system_refuses_to_write(d, monkeypatch):
     """A read-only mount (or ACL) that the permission bits do not show."""
-    import audit.cli
+    import unlearn_audit.cli as cli_module
 
     def refuse(**kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(audit.cli.tempfile, "mkdtemp", refuse)
+    monkeypatch.setattr(cli_module.tempfile, "mkdtemp", refuse)
     res, lines = _cli(_audit(d))
     _refused(
         res,
@@ -398,7 +403,7 @@ def test_10_a_checkpoint_with_nan_weights_is_refused_in_preflight(user, flags):
 
 
 def test_10_an_in_memory_model_with_nan_weights(user):
-    from audit import AuditInputs, run_audit
+    from unlearn_audit import AuditInputs, run_audit
 
     model = make_net()
     with torch.no_grad():

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from audit.cli import main
+from unlearn_audit.cli import main
 
 DATA_FAULTS = (
     "x_dtype", "x_nan", "x_shape", "x_empty", "few", "y_length", "y_gap", "y_huge",

@@ -47,7 +47,7 @@ START = ": pool "  # the first log line: the data is loaded, the run starts writ
 def _start(cfg: Path, run: Path) -> tuple[subprocess.Popen, list[tuple[float, str]]]:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "audit.cli", "audit", "--config", str(cfg), "--out", str(run)]
+        [sys.executable, "-m", "unlearn_audit", "audit", "--config", str(cfg), "--out", str(run)]
         + ["--quiet"],
         cwd=ROOT,
         env=env,

@@ -3,7 +3,7 @@
 import pytest
 from click.testing import CliRunner
 
-from audit.cli import main
+from unlearn_audit.cli import main
 
 TINY = ["--limit", "200", "--epochs", "1", "--shadows", "4", "--quiet", "--no-report"]
 
@@ -48,7 +48,7 @@ def test_malformed_config_key(tmp_path):
 
 
 def test_methods_lists_every_registered_method():
-    import unlearners
+    from unlearn_audit import unlearners
 
     res = _run(["methods"])
     assert res.exit_code == 0
@@ -69,7 +69,7 @@ def test_help_everywhere():
 
 
 def test_the_summary_table_keeps_its_columns_aligned_for_long_names(capsys):
-    from audit.cli import _print_summary
+    from unlearn_audit.cli import _print_summary
 
     long = "my_company.unlearning:VeryLongMethodName"
     model = {"utility": {"test_acc": 0.9, "forget_acc": 0.8}}

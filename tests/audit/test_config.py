@@ -2,7 +2,14 @@ import tomllib
 
 import pytest
 
-from audit.config import AuditConfig, ConfigError, from_dict, load_toml, merge, to_toml
+from unlearn_audit.audit.config import (
+    AuditConfig,
+    ConfigError,
+    from_dict,
+    load_toml,
+    merge,
+    to_toml,
+)
 
 
 def test_empty_config_is_the_embedded_default():
@@ -68,3 +75,60 @@ def test_shipped_configs_are_valid_and_default_is_the_default():
     assert from_dict(load_toml(root / "default.toml")) == AuditConfig()
     for path in root.glob("*.toml"):
         from_dict(load_toml(path))
+
+
+@pytest.mark.parametrize(
+    ("table", "error", "match"),
+    [
+        ({"paradigm": "toy"}, ConfigError, r"^unknown paradigm 'toy'; valid: contrastive, super"),
+        # several faults: the paradigm's name first, then the values, then the methods'
+        # parameters, as before the registry checks left the leaf
+        ({"paradigm": "toy", "attack": {"shadows": 3}}, ConfigError, "unknown paradigm 'toy'"),
+        (
+            {"attack": {"shadows": 3}, "unlearn": {"params": {"finetune": {"epoch": 1}}}},
+            ConfigError,
+            "attack.shadows must be an even number",
+        ),
+        (
+            {"unlearn": {"methods": ["finetune"], "params": {"finetune": {"epoch": 1}}}},
+            ConfigError,
+            r"^unknown config key 'unlearn.params.finetune.epoch'; valid keys of finetune: ",
+        ),
+        ({"unlearn": {"params": {"magic": {}}}}, ValueError, "unknown unlearner 'magic'"),
+    ],
+)
+def test_the_registry_checks_run_before_any_training(table, error, match):
+    """``from_dict`` and ``check_file`` (a file alone) both run the one validation step."""
+    from unlearn_audit.audit.config import check_file
+
+    with pytest.raises(error, match=match):
+        from_dict(table)
+    with pytest.raises(error, match=match):
+        check_file(table)
+
+
+def test_the_config_data_is_a_leaf():
+    """The dataclasses and the TOML reading import no registry (no paradigm, unlearner or
+    attack), so every module may import them; only ``audit.config`` asks the registries."""
+    import ast
+    from pathlib import Path
+
+    import unlearn_audit.audit.config_file as config_file
+    import unlearn_audit.audit.config_types as config_types
+
+    allowed = {"unlearn_audit.audit.config_types", "unlearn_audit.learning.train"}
+    for module in (config_types, config_file):
+        tree = ast.parse(Path(str(module.__file__)).read_text())
+        ours = {
+            node.module
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("unlearn_")
+        }
+        ours |= {
+            a.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Import)
+            for a in node.names
+            if a.name.startswith("unlearn_")
+        }
+        assert ours <= allowed, (module.__name__, ours - allowed)

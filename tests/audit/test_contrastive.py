@@ -7,14 +7,14 @@ import pytest
 import torch
 from torch import nn
 
-from audit.config import AttackConfig, ConfigError, ContrastiveConfig, from_dict
-from audit.contrastive import Contrastive, fisher_z, negative_bank, query_features
-from audit.paradigms import get_paradigm
-from audit.plan import make_plan
-from learning import Recipe, load_dataset, make_model
-from learning.contrastive import MoCo, SimCLR
-from learning.data import Dataset
-from learning.probe import encodermi_similarity
+from unlearn_audit.audit.config import AttackConfig, ConfigError, ContrastiveConfig, from_dict
+from unlearn_audit.audit.contrastive import Contrastive, fisher_z, negative_bank, query_features
+from unlearn_audit.audit.paradigms import get_paradigm
+from unlearn_audit.audit.plan import make_plan
+from unlearn_audit.learning import Recipe, load_dataset, make_model
+from unlearn_audit.learning.contrastive import MoCo, SimCLR
+from unlearn_audit.learning.data import Dataset
+from unlearn_audit.learning.probe import encodermi_similarity
 
 
 @pytest.fixture(autouse=True)
@@ -130,7 +130,7 @@ TINY = {
 
 
 def test_run_audit_end_to_end_on_an_encoder(tmp_path):
-    from audit.pipeline import run_audit
+    from unlearn_audit import run_audit
 
     table = json.loads(json.dumps(TINY))
     if "ulira" in AttackConfig.__dataclass_fields__:
@@ -140,6 +140,7 @@ def test_run_audit_end_to_end_on_an_encoder(tmp_path):
     )
     r = res.results
     assert set(r["models"]) >= {"original", "reference", "noop", "retrain", "finetune"}
+    assert r["paradigm"]["name"] == "contrastive" and r["paradigm"]["has_classes"] is False
     for entry in r["models"].values():
         u = entry["utility"]
         assert u["test_acc"] == u["probe_test_acc"] and 0 <= u["knn_forget_acc"] <= 1
@@ -152,8 +153,8 @@ def test_run_audit_end_to_end_on_an_encoder(tmp_path):
 def test_every_contrastive_unlearner_runs_on_the_objective(method):
     import copy
 
-    import unlearners
-    from learning import fit, make_generator
+    from unlearn_audit import unlearners
+    from unlearn_audit.learning import fit, make_generator
 
     cpu = torch.device("cpu")
     ds = load_dataset("digits", limit=48)
@@ -182,7 +183,7 @@ def test_every_contrastive_unlearner_runs_on_the_objective(method):
 
 
 def test_the_producer_reads_the_contrastive_table():
-    from audit.production import AuditInputs, Producer
+    from unlearn_audit.audit.inputs import AuditInputs, load_setup
 
     cfg = from_dict(
         {
@@ -191,9 +192,8 @@ def test_the_producer_reads_the_contrastive_table():
             "contrastive": {"proj_dim": 12, "epochs": 3},
         }
     )
-    p = Producer(cfg, AuditInputs(), progress=False, log=lambda m: None)
+    p, _ = load_setup(cfg, AuditInputs())
     assert getattr(p.paradigm, "settings", None) == cfg.contrastive
-    p.load()
     assert p.new_model(0)(p.x[:2]).shape == (2, 12)
     assert p.base["recipe"]["epochs"] == 3 and p.base["recipe"]["batch_size"] == 128
 
@@ -205,11 +205,13 @@ def test_signal_descriptions_name_the_signal():
 
 
 def test_the_signal_key_follows_the_signal_settings_and_not_the_training_ones():
-    from audit.production import AuditInputs, Producer
+    from unlearn_audit.audit.inputs import AuditInputs, load_setup
 
     def key(**contrastive):
-        cfg = from_dict({"paradigm": "contrastive", "contrastive": contrastive})
-        return Producer(cfg, AuditInputs(), progress=False, log=lambda m: None).signal_key
+        cfg = from_dict(
+            {"paradigm": "contrastive", "data": {"limit": 60}, **{"contrastive": contrastive}}
+        )
+        return load_setup(cfg, AuditInputs())[0].signal_key
 
     base = key()
     assert key(signal="encodermi") != base and key(views=4) != base

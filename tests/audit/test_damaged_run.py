@@ -16,11 +16,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from audit.cli import main
-from audit.config import from_dict
-from audit.pipeline import run_audit
-from reports import ReportError, render
 from tests.audit.test_pipeline import TINY
+from unlearn_audit import run_audit
+from unlearn_audit.audit.config import from_dict
+from unlearn_audit.cli import main
+from unlearn_audit.reports import render
+from unlearn_audit.runfiles import RunFileError
 
 DAMAGED = "the run directory is damaged; rerun the audit (its cached models are reused)"
 
@@ -46,7 +47,7 @@ def _cli(*args: str) -> tuple[int, list[str]]:
 
 def _refused_by_all(run: Path, message: str) -> None:
     """``report`` and ``rank`` both fail with exactly ``error: <message>``."""
-    with pytest.raises(ReportError) as err:
+    with pytest.raises(RunFileError) as err:
         render(run)
     assert str(err.value) == message
     for args in (["report", str(run)], ["rank", str(run)]):
@@ -79,7 +80,7 @@ def test_a_truncated_samples_csv(run):
 def test_a_samples_csv_cut_in_the_middle_of_a_row(run):
     text = (run / "samples.csv").read_text()
     (run / "samples.csv").write_text(text[: len(text) // 2])
-    with pytest.raises(ReportError) as err:
+    with pytest.raises(RunFileError) as err:
         render(run)
     msg = str(err.value)
     assert "says the pool has 240 samples" in msg and "row(s) without the header's" in msg

@@ -34,7 +34,7 @@ def test_finetune_method_example_is_the_one_in_the_docs_and_audits(tmp_path):
     out = tmp_path / "run"
     tiny = ["--limit", "200", "--epochs", "1", "--shadows", "4", "--quiet", "--no-report"]
     method = "examples.finetune_method:RetainConfuse"
-    run_here("-m", "audit.cli", "audit", "--out", str(out), *tiny, "--unlearner", method)
+    run_here("-m", "unlearn_audit", "audit", "--out", str(out), *tiny, "--unlearner", method)
     r = json.loads((out / "results.json").read_text())
     model = r["models"]["retain_confuse"]
     assert model["params"] == {"epochs": 2.0, "lr_scale": 0.5, "weight": 1.0}

@@ -16,14 +16,15 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-import audit.production as production
-import unlearners.tuning as tuning
-from audit import execution
-from audit.cli import main
-from audit.config import ConfigError, from_dict
-from audit.pipeline import run_audit
-from audit.production import AuditInputs
-from unlearners.basic import Finetune
+import unlearn_audit.audit.production as production
+import unlearn_audit.unlearners.tuning as tuning
+from unlearn_audit import run_audit
+from unlearn_audit.audit import execution
+from unlearn_audit.audit.config import ConfigError, from_dict
+from unlearn_audit.audit.inputs import AuditInputs
+from unlearn_audit.audit.specs import ModelSpec
+from unlearn_audit.cli import main
+from unlearn_audit.unlearners.basic import Finetune
 
 TINY = {
     "data": {"limit": 240},
@@ -278,5 +279,5 @@ def test_the_local_executor_runs_jobs_in_order_in_this_process():
     ex = execution.make_executor(
         from_dict({}).execution, lambda job: seen.append(job) or len(seen), None, False, print
     )
-    jobs = [execution.TrainJob("shadow", str(k), torch.arange(3).numpy(), k) for k in range(3)]
+    jobs = [ModelSpec("shadow", str(k), torch.arange(3).numpy(), k) for k in range(3)]
     assert not ex.remote and ex.run(jobs, "x") == [1, 2, 3] and seen == jobs

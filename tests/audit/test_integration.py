@@ -5,7 +5,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from audit.cli import main
+from unlearn_audit.cli import main
 
 
 @pytest.mark.slow

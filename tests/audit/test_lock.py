@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import audit.production as production
-from audit.cli import main
-from audit.config import ConfigError, from_dict
-from audit.lock import LOCK_FILE, RunLock, RunLockedError
-from audit.pipeline import run_audit
+import unlearn_audit.audit.production as production
 from tests.audit.test_pipeline import TINY
+from unlearn_audit import run_audit
+from unlearn_audit.audit.config import ConfigError, from_dict
+from unlearn_audit.audit.lock import LOCK_FILE, RunLock, RunLockedError
+from unlearn_audit.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 HOLD = (

@@ -5,10 +5,10 @@ import json
 import numpy as np
 import pytest
 
-import audit.production as pipeline
-import unlearners.tuning as tuning
-from audit.config import from_dict
-from audit.pipeline import run_audit
+import unlearn_audit.audit.production as pipeline
+import unlearn_audit.unlearners.tuning as tuning
+from unlearn_audit import run_audit
+from unlearn_audit.audit.config import from_dict
 
 TINY = {
     "data": {"limit": 240},
@@ -49,6 +49,7 @@ def test_run_directory_contract(tmp_path):
     r = json.loads((run / "results.json").read_text())
     assert r == json.loads(json.dumps(res.results))
     assert r["schema_version"] == 2 and r["tool"]["name"] == "unlearn-audit"
+    assert r["paradigm"]["name"] == "supervised" and r["paradigm"]["has_classes"] is True
     assert set(r["models"]) == {
         "original",
         "reference",

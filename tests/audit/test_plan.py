@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from audit.plan import PlanError, derive_seed, make_plan
-from learning import load_dataset
+from unlearn_audit.audit.plan import PlanError, derive_seed, make_plan
+from unlearn_audit.learning import load_dataset
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +93,7 @@ def test_duplicate_ids_are_reported_not_dropped_silently(digits, tmp_path):
 def test_ids_match_the_datasets_id_array(tmp_path):
     import torch
 
-    from learning.data import Dataset
+    from unlearn_audit.learning.data import Dataset
 
     ids = np.array([f"rec-{i}" for i in range(40)])
     ds = Dataset("mine", torch.rand(40, 1, 4, 4), torch.arange(40) % 2, ("a", "b"), ids=ids)

@@ -1,4 +1,5 @@
-"""Residual membership, per-record evidence and power (audit/residual.py).
+"""Residual membership, per-record evidence and power (audit/residual.py, records.py,
+power.py and normal_score.py).
 
 The simulated banks below have what real ones have: a per-sample difficulty
 shared by every model, a per-sample membership effect when a model trained on
@@ -12,15 +13,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from audit.residual import (
-    attack_residual,
-    benjamini_hochberg,
-    estimate_residual,
-    minimum_detectable_residual,
-    record_evidence,
-    record_pvalues,
-)
-from audit.verdict import Rule, judge
+from unlearn_audit.audit.power import minimum_detectable_residual
+from unlearn_audit.audit.records import benjamini_hochberg, record_evidence, record_pvalues
+from unlearn_audit.audit.residual import attack_residual, estimate_residual
+from unlearn_audit.audit.verdict import Rule, judge
 
 
 def bank(rng, n_forget, n_non, effect, rho, noise=0.5):
@@ -192,8 +188,8 @@ def test_mdr_falls_with_a_stronger_signal_and_real_models_at_it_are_caught():
 def test_normal_score_bootstrap_matches_a_plain_loop_and_pairs_with_the_auc_bootstrap():
     from scipy.special import ndtri
 
-    from attacks.metrics import _boot_aucs
-    from audit.residual import boot_normal_scores, mean_normal_score
+    from unlearn_audit.attacks.metrics import _boot_aucs
+    from unlearn_audit.audit.normal_score import boot_normal_scores, mean_normal_score
 
     rng = np.random.default_rng(0)
     s = np.round(rng.normal(size=70), 1)  # ties between forget and non-member scores
@@ -221,7 +217,7 @@ def test_normal_score_bootstrap_matches_a_plain_loop_and_pairs_with_the_auc_boot
 def test_several_attack_detection_probability_matches_its_closed_forms():
     from scipy.special import ndtr
 
-    from audit.residual import detection_probability
+    from unlearn_audit.audit.power import detection_probability
 
     draws = np.random.default_rng(0).standard_normal((20_000, 3))
     gap = np.array([0.5, 0.4, 0.6])
@@ -280,7 +276,7 @@ def test_models_keeping_the_mdr_are_caught_at_the_stated_power(varied, noise):
 def test_weighted_normal_scores_match_a_plain_loop_and_unit_weights_change_nothing():
     from scipy.special import ndtri
 
-    from audit.residual import boot_normal_scores, mean_normal_score
+    from unlearn_audit.audit.normal_score import boot_normal_scores, mean_normal_score
 
     rng = np.random.default_rng(2)
     s = np.round(rng.normal(size=70), 1)  # ties between forget and non-member scores
@@ -310,7 +306,7 @@ def test_weighted_normal_scores_match_a_plain_loop_and_unit_weights_change_nothi
 
 
 def test_record_weights_are_the_shadows_in_out_auc_and_match_a_plain_loop():
-    from audit.residual import record_weights
+    from unlearn_audit.audit.normal_score import record_weights
 
     rng = np.random.default_rng(0)
     keep = rng.random((16, 30)) < 0.5

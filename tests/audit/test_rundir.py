@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from audit.rundir import ModelStore, cached
+from unlearn_audit.audit.rundir import ModelStore, cached
 
 
 def _model(value: float) -> nn.Module:
@@ -55,14 +55,3 @@ def test_a_cache_entry_without_a_signal_key_gets_fresh_signals(tmp_path):
         store, "m", "k", _model(0.0), lambda: (_model(9.0), {}), lambda m: np.ones((4, 1)), "s"
     )
     assert hit and sig.sum() == 4 and meta["signal_key"] == "s"
-
-
-def test_run_files_get_the_usual_mode_not_mkstemps_0600(tmp_path):
-    import os
-    import stat
-
-    from audit.rundir import _UMASK, atomic_write_text
-
-    atomic_write_text(tmp_path / "results.json", "{}")
-    mode = stat.S_IMODE(os.stat(tmp_path / "results.json").st_mode)
-    assert mode == 0o666 & ~_UMASK

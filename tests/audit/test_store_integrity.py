@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 from torch import nn
 
-from audit.config import from_dict
-from audit.pipeline import run_audit
-from audit.rundir import INTEGRITY, CorruptArtifact, ModelStore, cached
 from tests.audit.test_pipeline import TINY, _count_fits, _stable
 from tests.audit.test_rundir import _model
+from unlearn_audit import run_audit
+from unlearn_audit.audit.config import from_dict
+from unlearn_audit.audit.rundir import INTEGRITY, CorruptArtifact, ModelStore, cached
 
 
 def _audit(run: Path, lines: list[str] | None = None):
@@ -205,7 +205,7 @@ def test_the_default_log_is_a_warning(tmp_path, caplog):
     store = ModelStore(tmp_path)
     store.save("m", "k", _model(1.0), {}, np.zeros((4, 1)))
     (tmp_path / "m-k.json").write_text("{")
-    with caplog.at_level("WARNING", logger="audit.rundir"):
+    with caplog.at_level("WARNING", logger="unlearn_audit.audit.rundir"):
         assert not store.has("m", "k")
     assert "damaged cache file" in caplog.text and "m-k.json" in caplog.text
 

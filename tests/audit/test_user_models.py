@@ -8,12 +8,12 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-import unlearners
-import unlearners.base as ubase
-from audit.cli import main
-from learning import load_dataset
+import unlearn_audit.unlearners.base as ubase
 from tests.audit.userpkg.methods import RetainOnly, plain_train
 from tests.audit.userpkg.models import make_net, make_other
+from unlearn_audit import unlearners
+from unlearn_audit.cli import main
+from unlearn_audit.learning import load_dataset
 
 FACTORY = "tests.audit.userpkg.models:make_net"
 

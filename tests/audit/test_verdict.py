@@ -1,8 +1,14 @@
 import numpy as np
 import pytest
 
-from attacks.epsilon import forget_quality
-from audit.verdict import ForgetEpsilons, Rule, apply_controls, forget_quality_evidence, judge
+from unlearn_audit.attacks.epsilon import forget_quality
+from unlearn_audit.audit.verdict import (
+    ForgetEpsilons,
+    Rule,
+    apply_controls,
+    forget_quality_evidence,
+    judge,
+)
 
 RNG = np.random.default_rng(0)
 IS_FORGET = np.r_[np.ones(200, bool), np.zeros(800, bool)]

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from learning import (
+from unlearn_audit.learning import (
     Augment,
     CrossEntropy,
     DivergenceError,

@@ -8,18 +8,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from learning import Recipe, fit, make_generator, make_model
-from learning.contrastive import MoCo, MoCoState, SimCLR, nt_xent, projection_head, representation
-from learning.views import ViewAugment
+from unlearn_audit.learning import Recipe, fit, make_generator, make_model
+from unlearn_audit.learning.contrastive import (
+    MoCo,
+    MoCoState,
+    SimCLR,
+    nt_xent,
+    projection_head,
+    representation,
+)
+from unlearn_audit.learning.views import ViewAugment
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one torch thread avoids thread hand-off costs on shared cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/learning/conftest.py
 
 
 CPU = torch.device("cpu")

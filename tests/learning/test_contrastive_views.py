@@ -3,17 +3,10 @@
 import pytest
 import torch
 
-from learning.augment import shift
-from learning.views import ViewAugment, default_views
+from unlearn_audit.learning.augment import shift
+from unlearn_audit.learning.views import ViewAugment, default_views
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one torch thread avoids thread hand-off costs on shared cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/learning/conftest.py
 
 
 def _imgs(c=1, h=8, n=6, seed=0):

@@ -5,7 +5,13 @@ import numpy as np
 import pytest
 import torch
 
-from learning.data import DataError, available_datasets, load_dataset, load_npz, read_idx
+from unlearn_audit.learning.data import (
+    DataError,
+    available_datasets,
+    load_dataset,
+    load_npz,
+    read_idx,
+)
 
 FASHION = "/usr/share/datasets/fashion-mnist"
 

@@ -7,11 +7,11 @@ import pytest
 import torch
 from torch import nn
 
-import audit.production as production
-import learning.ensemble as ensemble
-from audit.config import ConfigError, from_dict
-from audit.pipeline import run_audit
-from learning import (
+import unlearn_audit.audit.production as production
+import unlearn_audit.learning.ensemble as ensemble
+from unlearn_audit import run_audit
+from unlearn_audit.audit.config import ConfigError, from_dict
+from unlearn_audit.learning import (
     Augment,
     CrossEntropy,
     DivergenceError,

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from learning.probe import (
+from unlearn_audit.learning.probe import (
     LinearProbe,
     encodermi_similarity,
     features,
@@ -15,14 +15,7 @@ from learning.probe import (
     knn_predict,
 )
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one torch thread avoids thread hand-off costs on shared cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/learning/conftest.py
 
 
 BANK = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9], [-1.0, 0.0]])
@@ -90,7 +83,7 @@ class _SortedPixels(nn.Module):
 
 
 def test_encodermi_is_exactly_one_for_an_augmentation_invariant_encoder():
-    from learning.views import ViewAugment
+    from unlearn_audit.learning.views import ViewAugment
 
     x = torch.rand(9, 1, 8, 8)
     aug = ViewAugment(crop_scale=(1.0, 1.0), flip=True)

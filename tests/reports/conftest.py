@@ -449,7 +449,7 @@ def make_run(tmp_path: Path) -> RunFactory:
 
 
 def _rendered(run_dir: Path, full: bool, v2: bool = False) -> tuple[Path, str]:
-    from reports import render
+    from unlearn_audit.reports import render
 
     results = v2_results() if v2 else full_results() if full else base_results()
     (run_dir / "results.json").write_text(json.dumps(results), encoding="utf-8")

@@ -23,9 +23,9 @@ import numpy as np
 import pytest
 from matplotlib import image as mpimg
 
-from reports.records import N_LISTED
 from tests.reports.conftest import RECOGNISABLE, STATEMENT, V2_ORDER
 from tests.reports.htmlcheck import parse_tags, section_ids
+from unlearn_audit.reports.records import N_LISTED
 
 NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 FLAGS = (

@@ -6,8 +6,10 @@ import math
 
 import pytest
 
-from reports import render
-from reports.formatting import (
+from tests.reports.conftest import RunFactory, base_results
+from tests.reports.htmlcheck import empty_headings
+from unlearn_audit.reports import render
+from unlearn_audit.reports.formatting import (
     MISSING,
     fmt_fixed,
     fmt_interval,
@@ -16,8 +18,6 @@ from reports.formatting import (
     fmt_seconds,
     text_list,
 )
-from tests.reports.conftest import RunFactory, base_results
-from tests.reports.htmlcheck import empty_headings
 
 
 @pytest.mark.parametrize("bad", [None, "0.5", True, math.nan, math.inf, [0.5]])

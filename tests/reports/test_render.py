@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from reports import ReportError, render
 from tests.reports.conftest import MODELS, RunFactory, base_results, unseparated
 from tests.reports.htmlcheck import empty_headings, parse_tags, section, section_ids
+from unlearn_audit.reports import render
+from unlearn_audit.runfiles import RunFileError
 
 EVIL = "<script>alert(1)</script>"
 
@@ -246,7 +247,7 @@ def test_roc_attack_can_be_chosen_in_results(make_run: RunFactory) -> None:
 
 
 def test_missing_results_json_raises(tmp_path: Path) -> None:
-    with pytest.raises(ReportError, match="results.json: file not found") as info:
+    with pytest.raises(RunFileError, match="results.json: file not found") as info:
         render(tmp_path)
     assert "\n" not in str(info.value)
     assert not (tmp_path / "report.html").exists()
@@ -262,7 +263,7 @@ def test_missing_results_json_raises(tmp_path: Path) -> None:
 )
 def test_invalid_results_json_raises(tmp_path: Path, text: str, problem: str) -> None:
     (tmp_path / "results.json").write_text(text, encoding="utf-8")
-    with pytest.raises(ReportError, match=re.escape(problem)) as info:
+    with pytest.raises(RunFileError, match=re.escape(problem)) as info:
         render(tmp_path)
     message = str(info.value)
     assert "results.json" in message and "\n" not in message

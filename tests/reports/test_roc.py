@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reports.roc import roc_auc, roc_curve
+from unlearn_audit.reports.roc import roc_auc, roc_curve
 
 
 def test_four_samples_distinct_scores() -> None:

@@ -15,10 +15,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reports import ReportError, render
-from reports.formatting import fmt_level, fmt_share
-from reports.images import png_data_uri
-from reports.residual import interval_text, power_statement, residual_sentence
 from tests.reports.conftest import (
     N_FORGET,
     PLANTED_ROWS,
@@ -31,6 +27,11 @@ from tests.reports.conftest import (
     v2_results,
 )
 from tests.reports.htmlcheck import empty_headings, parse_tags, section, section_ids
+from unlearn_audit.reports import render
+from unlearn_audit.reports.formatting import fmt_level, fmt_share
+from unlearn_audit.reports.images import png_data_uri
+from unlearn_audit.reports.residual import interval_text, power_statement, residual_sentence
+from unlearn_audit.runfiles import RunFileError
 
 PASS_TEXT = (
     "At most 12% of the deleted records&#39; membership evidence remains "
@@ -251,7 +252,7 @@ def test_both_schema_versions_are_accepted(make_run: RunFactory, version: int) -
 
 def test_schema_3_is_rejected(tmp_path: Path) -> None:
     (tmp_path / "results.json").write_text('{"schema_version": 3}', encoding="utf-8")
-    with pytest.raises(ReportError, match=r"unsupported schema_version 3 \(expected 1 or 2\)"):
+    with pytest.raises(RunFileError, match=r"unsupported schema_version 3 \(expected 1 or 2\)"):
         render(tmp_path)
 
 
@@ -312,7 +313,7 @@ def test_power_statement_is_quoted_or_rebuilt() -> None:
 
 
 def test_record_weights_are_stated_in_words_or_left_out() -> None:
-    from reports.residual import weighting_line
+    from unlearn_audit.reports.residual import weighting_line
 
     sep = {"scheme": "separation", "effective_forget_records": 137.7, "n_forget": 300}
     line = weighting_line({"power": {"weighting": sep}})

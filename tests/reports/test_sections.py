@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 from matplotlib import image as mpimg
 
-from reports import render
 from tests.reports.conftest import N_FORGET, RunFactory, base_results, write_images
 from tests.reports.htmlcheck import empty_headings, parse_tags, section, section_ids
+from unlearn_audit.reports import render
 
 FULL_ORDER = [
     "summary",

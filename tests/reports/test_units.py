@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from matplotlib import image as mpimg
 
-from reports.figures import average_ranks, spearman
-from reports.images import encode_png, png_data_uri, to_pixels
-from reports.loading import load_samples
-from reports.provenance import describe_forget
-from reports.tables import utility_label, wilson_interval
+from unlearn_audit.reports.figures import average_ranks, spearman
+from unlearn_audit.reports.images import encode_png, png_data_uri, to_pixels
+from unlearn_audit.reports.provenance import describe_forget
+from unlearn_audit.reports.tables import utility_label, wilson_interval
+from unlearn_audit.runfiles import has_classes, read_samples
 
 
 def _png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
@@ -109,7 +109,7 @@ def test_samples_csv_is_read_leniently(tmp_path: Path) -> None:
         "2,c,3,retain,oops\n",  # short row and a non-number
         encoding="utf-8",
     )
-    samples, note = load_samples(tmp_path)
+    samples, note = read_samples(tmp_path)
     assert note is None and samples is not None
     assert samples.split.tolist() == ["forget", "nonmember", "retain"]
     np.testing.assert_array_equal(samples.numeric["lira.m"], [0.5, np.nan, np.nan])
@@ -119,7 +119,7 @@ def test_samples_csv_is_read_leniently(tmp_path: Path) -> None:
 
 
 def test_verdict_evidence_lists_every_attack_and_forget_quality():
-    from reports.verdict import verdict_rows
+    from unlearn_audit.reports.verdict import verdict_rows
 
     ev = {
         "attack": "lira_online",
@@ -146,7 +146,7 @@ def test_verdict_evidence_lists_every_attack_and_forget_quality():
 
 
 def test_verdict_evidence_quotes_the_per_attack_level_of_the_headline_interval():
-    from reports.verdict import verdict_rows
+    from unlearn_audit.reports.verdict import verdict_rows
 
     ev = {
         "attack": "lira_online",
@@ -164,3 +164,13 @@ def test_verdict_evidence_quotes_the_per_attack_level_of_the_headline_interval()
     assert "(98.33% CI +0.020 to +0.180)" in verdict_rows(results)[0]["evidence"]
     del ev["attack_level"]
     assert "(95% CI +0.020 to +0.180)" in verdict_rows(results)[0]["evidence"]
+
+
+def test_has_classes_reads_the_recorded_capability_and_falls_back_to_the_name():
+    assert has_classes({"paradigm": {"name": "contrastive", "has_classes": True}})
+    assert not has_classes({"paradigm": {"name": "supervised", "has_classes": False}})
+    # runs written before the key: only the supervised paradigm has classes
+    assert has_classes({"paradigm": {"name": "supervised"}, "config": {"paradigm": "x"}})
+    assert not has_classes({"paradigm": {"name": "contrastive"}})
+    assert not has_classes({"config": {"paradigm": "contrastive"}})
+    assert has_classes({}) and has_classes({"paradigm": None, "config": 3})

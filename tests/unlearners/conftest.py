@@ -5,8 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from learning import make_generator, make_model
-from learning.train import fit
 from tests.unlearners.helpers import (
     CPU,
     TRAIN,
@@ -16,6 +14,9 @@ from tests.unlearners.helpers import (
     make_data,
     split,
 )
+from unlearn_audit.learning import BYOL, make_generator, make_model
+from unlearn_audit.learning.train import fit
+from unlearn_audit.learning.views import ViewAugment
 
 
 @pytest.fixture(scope="package", autouse=True)
@@ -45,5 +46,19 @@ def encoder(one_thread: None) -> Setup:
 
 
 @pytest.fixture(scope="package")
-def setups(classifier: Setup, encoder: Setup) -> dict[str, Setup]:
-    return {"supervised": classifier, "contrastive": encoder}
+def byol_encoder(one_thread: None) -> Setup:
+    """The ``encoder`` fixture's data and model, trained with the package's BYOL."""
+    x, y = make_data(1)
+    forget, retain, reference = split(x, y)
+    model = make_model("mlp", (1, 8, 8), 8, seed=1, width=64)
+    objective = BYOL(ViewAugment(crop_scale=(1.0, 1.0), noise=0.1), predictor_hidden=32)
+    xm, ym = torch.cat([forget[0], retain[0]]), torch.cat([forget[1], retain[1]])
+    fit(model, xm, ym, objective.loss, TRAIN, make_generator(1, CPU))
+    return Setup(model, objective, forget, retain, reference)
+
+
+@pytest.fixture(scope="package")
+def setups(classifier: Setup, encoder: Setup, byol_encoder: Setup) -> dict[str, Setup]:
+    """A setup per case of the contract test: the two paradigms, and BYOL (a contrastive
+    objective without negatives)."""
+    return {"supervised": classifier, "contrastive": encoder, "byol": byol_encoder}

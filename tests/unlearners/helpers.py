@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from learning import CrossEntropy, Recipe, make_generator, make_model
-from learning.train import fit
-from unlearners._contrastive import nt_xent_pairs
+from unlearn_audit.learning import CrossEntropy, Recipe, make_generator, make_model
+from unlearn_audit.learning.train import fit
+from unlearn_audit.unlearners._contrastive import nt_xent_pairs
 
 CPU = torch.device("cpu")
 RECIPE = Recipe(epochs=3, batch_size=16, lr=0.05)  # the unlearning recipe (retrain: 3 epochs)
@@ -87,7 +87,7 @@ def classifier_setup(seed: int) -> Setup:
 
 def run(name: str, s: Setup, seed: int = 0, reference: bool = True, **params: object) -> nn.Module:
     """Unlearn ``s.model`` with the registered method ``name``."""
-    import unlearners
+    from unlearn_audit import unlearners
 
     return unlearners.create(name, **params).unlearn(
         s.model,

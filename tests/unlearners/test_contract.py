@@ -3,7 +3,10 @@
 A method added to the registry is covered here without touching this file: each
 (method, paradigm) pair it declares runs on a tiny trained model of that
 paradigm (a classifier with cross-entropy, an encoder with a contrastive test
-double). Budget: a method never runs more optimizer steps than its
+double), and every contrastive method that does not need negatives runs on an
+encoder trained with the package's BYOL (case ``byol``: an objective with a
+per-model target network and predictor, and no negatives); the others must
+refuse it. Budget: a method never runs more optimizer steps than its
 ``max_steps`` allows, counted with a global optimizer-step hook.
 """
 
@@ -13,21 +16,36 @@ import pytest
 import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
-import unlearners
-from learning import Recipe, make_generator
 from tests.unlearners.helpers import CPU, RECIPE, run, state
-from unlearners import Unlearner, UnlearnerError
+from unlearn_audit import unlearners
+from unlearn_audit.learning import Recipe, make_generator
+from unlearn_audit.unlearners import Unlearner, UnlearnerError
+
+
+def accepts_byol(name: str) -> bool:
+    """A contrastive method that does not need InfoNCE negatives runs on BYOL encoders."""
+    cls = unlearners.get(name)
+    return "contrastive" in cls.paradigms and not cls.needs_negatives
+
 
 CASES = [
     pytest.param(name, paradigm, id=f"{name}-{paradigm}")
     for name in unlearners.available()
     for paradigm in sorted(unlearners.get(name).paradigms)
+] + [
+    pytest.param(name, "byol", id=f"{name}-byol")
+    for name in unlearners.available()
+    if accepts_byol(name)
 ]
 REFUSALS = [
     pytest.param(name, paradigm, id=f"{name}-{paradigm}")
     for name in unlearners.available()
     for paradigm in ("supervised", "contrastive")
     if paradigm not in unlearners.get(name).paradigms
+] + [
+    pytest.param(name, "byol", id=f"{name}-byol")
+    for name in unlearners.available()
+    if not accepts_byol(name)
 ]
 SECONDS = 15.0  # per run on the tiny models, with room for a loaded 2-core machine
 

@@ -1,4 +1,5 @@
-"""Contrastive pieces: NT-Xent against a plain loop, alignment calibration's effect."""
+"""Contrastive pieces: NT-Xent against a plain loop, alignment calibration's effect (and
+its refusal of BYOL)."""
 
 import math
 
@@ -6,10 +7,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from learning import Recipe, make_generator, make_model
-from learning.train import fit
 from tests.unlearners.helpers import CPU, NoisyViews, Setup, make_data, run, split
-from unlearners._contrastive import nt_xent_pairs
+from unlearn_audit.learning import Recipe, make_generator, make_model
+from unlearn_audit.learning.train import fit
+from unlearn_audit.unlearners import UnlearnerError
+from unlearn_audit.unlearners._contrastive import nt_xent_pairs
 
 
 def test_nt_xent_pairs_match_the_definition():
@@ -122,3 +124,9 @@ def test_the_alignment_term_is_what_lowers_forget_alignment(calibration):
     f_effect, r_effect = alignment_drops(control, out, s)
     assert f_effect > 0.3, (f_effect, r_effect)
     assert abs(r_effect) < 0.1, (f_effect, r_effect)
+
+
+def test_alignment_calibration_refuses_byol_and_says_why(byol_encoder):
+    """Its first term is InfoNCE with the forget pairs as negatives: BYOL has none."""
+    with pytest.raises(UnlearnerError, match="negative pairs .*byol has none"):
+        run("alignment_calibration", byol_encoder)

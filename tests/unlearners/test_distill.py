@@ -8,12 +8,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from learning import make_generator
-from learning.models import reinitialize
 from tests.unlearners.helpers import CPU, RECIPE, Setup, run
-from unlearners import create, distill, seed_from
-from unlearners._common import distill_kl
-from unlearners.distill import ScrubParams
+from unlearn_audit.learning import make_generator
+from unlearn_audit.learning.models import reinitialize
+from unlearn_audit.unlearners import create, distill, seed_from
+from unlearn_audit.unlearners._common import distill_kl
+from unlearn_audit.unlearners.distill import ScrubParams
 
 
 def test_distill_kl_golden_value():

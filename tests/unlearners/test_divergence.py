@@ -4,8 +4,8 @@ import copy
 
 import pytest
 
-from learning import DivergenceError, Recipe
 from tests.unlearners.helpers import run
+from unlearn_audit.learning import DivergenceError, Recipe
 
 HUGE = Recipe(epochs=3, batch_size=16, lr=1e30, momentum=0.0, weight_decay=0.0)
 

@@ -5,9 +5,9 @@ import copy
 import torch
 import torch.nn.functional as F
 
-from learning import make_generator
 from tests.unlearners.helpers import CPU, run
-from unlearners.fisher import true_fisher_diag
+from unlearn_audit.learning import make_generator
+from unlearn_audit.unlearners.fisher import true_fisher_diag
 
 
 def _loop_importance(model, x, y, batch_size):

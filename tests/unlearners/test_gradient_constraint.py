@@ -7,11 +7,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from learning import make_generator
 from tests.unlearners.helpers import CPU, Setup, run
-from unlearners import UnlearnerError, create
-from unlearners._contrastive import nt_xent_single
-from unlearners.gradient_constraint import (
+from unlearn_audit.learning import make_generator
+from unlearn_audit.learning.byol import byol_pairs
+from unlearn_audit.unlearners import UnlearnerError, create
+from unlearn_audit.unlearners._contrastive import nt_xent_single
+from unlearn_audit.unlearners.gradient_constraint import (
+    bootstrap_grad_norms,
     contrastive_grad_norms,
     penalty_term,
     supervised_grad_norms,
@@ -61,6 +63,30 @@ def test_contrastive_norms_match_a_plain_loop(encoder):
         z1, z2 = model(v1[i : i + 1])[0], model(v2[i : i + 1])[0]
         losses.append(nt_xent_single(z1, z2, feats[keep], obj.temperature))
     torch.testing.assert_close(fast, _loop_norms(model, losses), rtol=1e-4, atol=1e-6)
+
+
+def test_byol_norms_match_a_plain_loop(byol_encoder):
+    """Per-sample norms of a BYOL encoder: each sample's own symmetrised BYOL loss."""
+    model = copy.deepcopy(byol_encoder.model)
+    obj = byol_encoder.objective
+    x, y = byol_encoder.forget
+    obj.state(model, make_generator(0, CPU))  # start the copy's state before the draws
+    fast = bootstrap_grad_norms(obj)(model, x, y, make_generator(5, CPU), True)
+    v1, v2 = obj.views(x, make_generator(5, CPU))  # the same draws as inside
+    st = obj.state(model, make_generator(0, CPU))
+    st.predictor.eval()  # per-sample: the predictor's running batch-norm statistics
+    with torch.no_grad():
+        t1, t2 = st.target(v1), st.target(v2)
+    losses = []
+    for i in range(len(x)):
+        z = model(torch.cat([v1[i : i + 1], v2[i : i + 1]]))
+        losses.append(byol_pairs(st.predictor(z), torch.cat([t2[i : i + 1], t1[i : i + 1]]))[0])
+    torch.testing.assert_close(fast, _loop_norms(model, losses), rtol=1e-4, atol=1e-6)
+
+
+def test_gradient_constraint_runs_matched_on_byol(byol_encoder):
+    out = run("gradient_constraint", byol_encoder, variant="matched")
+    assert all(torch.isfinite(v).all() for v in out.state_dict().values())
 
 
 def test_penalty_golden_values():

@@ -7,12 +7,12 @@ import pytest
 import torch
 from torch import nn
 
-import unlearners
-from learning import make_generator
-from learning.models import reinitialize
-from learning.train import fit
 from tests.unlearners.helpers import CPU, RECIPE, Setup, state
-from unlearners import (
+from unlearn_audit import unlearners
+from unlearn_audit.learning import make_generator
+from unlearn_audit.learning.models import reinitialize
+from unlearn_audit.learning.train import fit
+from unlearn_audit.unlearners import (
     FineTuneUnlearner,
     ForgetRequest,
     TuneParams,
@@ -102,7 +102,7 @@ def test_new_style_and_built_in_methods_do_not_warn(classifier, encoder):
     from examples.finetune_method import RetainConfuse  # the docs' worked example
 
     built_in = [unlearners.get(n) for n in unlearners.available()]
-    built_in = [cls for cls in built_in if cls.__module__.startswith("unlearners.")]
+    built_in = [cls for cls in built_in if cls.__module__.startswith("unlearn_audit.unlearners.")]
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
         audit_call(NewRetrain(), classifier)
@@ -143,6 +143,39 @@ def test_the_paradigm_is_decided_once_from_the_objective(classifier, encoder):
         audit_call(OnlyContrastive(), classifier)
     with pytest.raises(UnlearnerError, match="needs a supervised classifier"):
         audit_call(NewRetrain(), encoder)
+
+
+def test_an_objective_declares_its_paradigm():
+    """The toolkit's objectives say their paradigm; the shape (``views``) is only the
+    fallback for an objective that declares none (a user's own)."""
+    import dataclasses
+
+    from unlearn_audit.learning import CrossEntropy
+    from unlearn_audit.learning.contrastive import MoCo, SimCLR
+    from unlearn_audit.learning.views import default_views
+
+    views = default_views((1, 8, 8), False)
+    assert paradigm_of(CrossEntropy()) == CrossEntropy.paradigm == "supervised"
+    assert paradigm_of(SimCLR(views)) == paradigm_of(MoCo(views)) == "contrastive"
+    # a class attribute, not a field: the objective's repr (part of every model's cache
+    # key) and its fields are unchanged
+    assert repr(CrossEntropy()) == "CrossEntropy(augment=None, name='cross_entropy')"
+    assert "paradigm" not in {f.name for f in dataclasses.fields(SimCLR)}
+
+    class Declared:  # the declaration wins over the shape
+        paradigm = "supervised"
+
+        def views(self, x, generator):
+            return x, x
+
+    assert paradigm_of(Declared()) == "supervised"
+
+    class Odd:
+        name = "odd"
+        paradigm = "regression"
+
+    with pytest.raises(ValueError, match="objective odd declares paradigm 'regression'"):
+        paradigm_of(Odd())
 
 
 class Ascend(FineTuneUnlearner):

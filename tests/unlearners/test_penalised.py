@@ -5,9 +5,9 @@ import copy
 import torch
 import torch.nn.functional as F
 
-from learning import Recipe
 from tests.unlearners.helpers import Setup, run
-from unlearners.penalised import l1_norm
+from unlearn_audit.learning import Recipe
+from unlearn_audit.unlearners.penalised import l1_norm
 
 
 def measure_forget_term_rise(setup: Setup) -> dict[str, float]:

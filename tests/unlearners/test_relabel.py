@@ -6,10 +6,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from learning import Recipe
 from tests.unlearners.helpers import Setup, run
-from unlearners._common import wrong_labels
-from unlearners.relabel import saliency_mask
+from unlearn_audit.learning import Recipe
+from unlearn_audit.unlearners._common import wrong_labels
+from unlearn_audit.unlearners.relabel import saliency_mask
 
 
 def test_wrong_labels_are_never_the_true_label_and_cover_the_others():

@@ -10,11 +10,11 @@ import copy
 import pytest
 import torch
 
-import unlearners
 from tests.unlearners.helpers import run
+from unlearn_audit import unlearners
 
-contrastive = pytest.importorskip("learning.contrastive")
-views = pytest.importorskip("learning.views")
+contrastive = pytest.importorskip("unlearn_audit.learning.contrastive")
+views = pytest.importorskip("unlearn_audit.learning.views")
 
 CONTRASTIVE = [n for n in unlearners.available() if "contrastive" in unlearners.get(n).paradigms]
 

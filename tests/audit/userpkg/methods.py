@@ -4,8 +4,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from learning.models import reinitialize
-from unlearners import Unlearner, seed_from
+from unlearn_audit.learning.models import reinitialize
+from unlearn_audit.unlearners import Unlearner, seed_from
 
 
 @dataclass(frozen=True)

@@ -7,16 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from reports import ReportError, render
-from reports.loading import (
+from tests.reports.conftest import RunFactory, v2_results
+from unlearn_audit.reports import render
+from unlearn_audit.runfiles import (
     DAMAGED,
+    RunFileError,
     damaged,
     expected_columns,
-    load_samples,
+    read_samples,
     samples_problems,
     signals_problems,
 )
-from tests.reports.conftest import RunFactory, v2_results
 
 RESULTS = {
     "data": {"n_pool": 4, "n_forget": 1, "n_retain": 1, "n_nonmembers": 2},
@@ -103,7 +104,7 @@ def test_the_report_refuses_a_damaged_samples_csv(make_run: RunFactory):
     lines = path.read_text().splitlines(keepends=True)
     path.write_text("".join(lines[:-5]))
     n_pool = json.loads((run / "results.json").read_text())["data"]["n_pool"]
-    with pytest.raises(ReportError) as err:
+    with pytest.raises(RunFileError) as err:
         render(run)
     assert str(err.value) == (
         f"{path} has {n_pool - 5} rows but results.json says the pool has {n_pool} samples: "
@@ -114,12 +115,12 @@ def test_the_report_refuses_a_damaged_samples_csv(make_run: RunFactory):
 
 def test_absent_or_unreadable_samples_are_still_a_note(make_run: RunFactory, tmp_path: Path):
     run = make_run(samples=False)
-    assert load_samples(run)[1] == (
+    assert read_samples(run)[1] == (
         "samples.csv not found; the plots and the per-sample table are omitted."
     )
     (run / "samples.csv").write_text("index,loss.noop\n0,1\n")
-    assert "no 'split' column" in (load_samples(run)[1] or "")
+    assert "no 'split' column" in (read_samples(run)[1] or "")
     (tmp_path / "bare").mkdir()
     (tmp_path / "bare" / "samples.csv").write_text("index,split\n7,forget\n")
-    samples, note = load_samples(tmp_path / "bare")  # no results.json: read as it is
+    samples, note = read_samples(tmp_path / "bare")  # no results.json: read as it is
     assert note is None and samples is not None and samples.n_rows == 1

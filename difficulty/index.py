@@ -1,8 +1,8 @@
 """Per-sample difficulty index: learned on shadow models, evaluated on the audited model.
 
-The features of :mod:`audit.difficulty_features` are combined into one index
+The features of :mod:`unlearn_audit.difficulty.features` are combined into one index
 that predicts each forget sample's realised residual membership after
-unlearning (e.g. :func:`residual_from_bank`). Rizwan, Sarvmaili, Sajjad & Wu
+unlearning (e.g. :func:`.features.residual_from_bank`). Rizwan, Sarvmaili, Sajjad & Wu
 (arXiv 2410.03043) argue for such a unified per-instance predictor and judge
 factors by their rank agreement with the realised outcome; Zhao et al.
 (NeurIPS 2024) show memorization and entanglement each predict difficulty.
@@ -34,30 +34,15 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import spearmanr
 
-from audit.difficulty_features import (
-    entanglement,
-    grad_norms,
-    loss_and_margin,
-    memorization,
-    residual_from_bank,
-    stein_self_score,
-)
-
 __all__ = [
     "DifficultyIndex",
     "apply_index",
-    "entanglement",
     "evaluate_on_target",
     "feasibility",
     "fit_index",
-    "grad_norms",
     "learn_on_shadows",
-    "loss_and_margin",
-    "memorization",
     "rank",
-    "residual_from_bank",
     "spearman",
-    "stein_self_score",
 ]
 
 
@@ -225,7 +210,7 @@ def feasibility(predicted_residual: np.ndarray, bar: float) -> tuple[float, list
     """Share of samples predicted to reach retrain-indistinguishability, and per-sample flags.
 
     A sample is feasible at this budget when its predicted residual is at most
-    ``bar`` (e.g. 0.5 + tolerance on the :func:`residual_from_bank` scale).
+    ``bar`` (e.g. 0.5 + tolerance on the :func:`.features.residual_from_bank` scale).
 
     Returns:
         ``(share, flags)``: ``flags[i]`` is ``""`` for a feasible sample, else

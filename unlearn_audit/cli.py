@@ -18,15 +18,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def _user_errors() -> tuple[type[Exception], ...]:
     """Exceptions that are the user's to fix: printed as one line, no traceback."""
-    from attacks.registry import UnknownAttackError
-    from audit.config import ConfigError
-    from audit.plan import PlanError
-    from learning.checkpoints import CheckpointError
-    from learning.data import DataError
-    from learning.models import ModelError
-    from learning.train import DeviceError
-    from reports import ReportError
-    from unlearners import UnlearnerError
+    from unlearn_audit.attacks.registry import UnknownAttackError
+    from unlearn_audit.audit.config import ConfigError
+    from unlearn_audit.audit.plan import PlanError
+    from unlearn_audit.learning.checkpoints import CheckpointError
+    from unlearn_audit.learning.data import DataError
+    from unlearn_audit.learning.models import ModelError
+    from unlearn_audit.learning.train import DeviceError
+    from unlearn_audit.runfiles import RunFileError
+    from unlearn_audit.unlearners import UnlearnerError
 
     return (
         CheckpointError,
@@ -37,7 +37,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
         PlanError,
         UnlearnerError,
         UnknownAttackError,
-        ReportError,
+        RunFileError,
     )
 
 
@@ -94,7 +94,7 @@ def _overrides(**opts: Any) -> dict[str, Any]:
             node = node.setdefault(p, {})
         node[leaf] = value
 
-    from audit.config import ConfigError
+    from unlearn_audit.audit.config import ConfigError
 
     mapping = {
         "members": "data.members",
@@ -211,8 +211,8 @@ def _overrides(**opts: Any) -> dict[str, Any]:
 @_guard
 def audit(config_path: str | None, out: str, no_report: bool, quiet: bool, **opts: Any) -> None:
     """Run a complete audit and write the run directory."""
-    from audit.config import check_file, from_dict, load_toml, merge
-    from audit.pipeline import run_audit
+    from unlearn_audit import run_audit
+    from unlearn_audit.audit.config import check_file, from_dict, load_toml, merge
 
     base = load_toml(config_path) if config_path else {}
     check_file(base)  # the file's own values, even those a flag overrides
@@ -236,7 +236,7 @@ def check_out_dir(out: str | Path) -> None:
     Raises:
         ConfigError: ``out`` is a file, lies under a file, or is not writable.
     """
-    from audit.config import ConfigError
+    from unlearn_audit.audit.config import ConfigError
 
     p = Path(out)
     if p.exists() and not p.is_dir():
@@ -328,7 +328,7 @@ def _residual_cell(res: dict[str, Any] | None) -> str:
 @_guard
 def methods() -> None:
     """List the unlearning methods with their paradigms, parameters and defaults."""
-    import unlearners
+    from unlearn_audit import unlearners
 
     for name in unlearners.available():
         cls = unlearners.get(name)
@@ -342,17 +342,17 @@ def methods() -> None:
 @_guard
 def report(run_dir: str) -> None:
     """Re-render RUN_DIR/report.html from its results (no retraining)."""
-    from audit.lock import ensure_idle
-    from reports import ReportError, render
+    from unlearn_audit.audit.lock import ensure_idle
+    from unlearn_audit.reports import render
+    from unlearn_audit.runfiles import run_directory
 
-    if not Path(run_dir).is_dir():
-        raise ReportError(f"{run_dir}: no such run directory")
+    run_directory(run_dir)
     ensure_idle(run_dir)
     click.echo(f"report: {render(run_dir)}")
 
 
-from audit.attack_cmd import attack as _attack_cmd  # noqa: E402
-from audit.rank_cmd import rank as _rank_cmd  # noqa: E402
+from unlearn_audit.attack_cmd import attack as _attack_cmd  # noqa: E402
+from unlearn_audit.rank_cmd import rank as _rank_cmd  # noqa: E402
 
 main.add_command(_attack_cmd)
 main.add_command(_rank_cmd)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import sys
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,11 +22,9 @@ from typing import Any
 import click
 import numpy as np
 
+from unlearn_audit.runfiles import RunFileError, check_run_signals, read_signals
+
 FPRS = (0.001, 0.01, 0.05)
-
-
-class AttackFileError(ValueError):
-    """The signal file or an option does not fit; the message says what to fix."""
 
 
 @dataclass
@@ -41,35 +38,23 @@ class Bank:
     comparisons: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (n,) int8 1/0/-1
 
 
-def _load(path: str) -> dict[str, np.ndarray]:
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
-    except FileNotFoundError:
-        raise AttackFileError(f"{path}: no such file") from None
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise AttackFileError(f"{path}: not a readable .npz file ({exc})") from None
-
-
 def _signals_and_keep(data: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     for key in ("signals", "keep"):
         if key not in data:
-            raise AttackFileError(f"missing array '{key}' (file has: {', '.join(sorted(data))})")
+            raise RunFileError(f"missing array '{key}' (file has: {', '.join(sorted(data))})")
     sig, keep = data["signals"], data["keep"]
     if sig.ndim not in (2, 3) or not np.issubdtype(sig.dtype, np.number):
-        raise AttackFileError(
+        raise RunFileError(
             f"'signals' must be numeric (models, n[, A]), got {sig.dtype} {sig.shape}"
         )
     if keep.shape != sig.shape[:2]:
-        raise AttackFileError(
-            f"'keep' must have shape {sig.shape[:2]} (models, n), got {keep.shape}"
-        )
+        raise RunFileError(f"'keep' must have shape {sig.shape[:2]} (models, n), got {keep.shape}")
     if keep.dtype != np.bool_:
         if not np.isin(keep, (0, 1)).all():
-            raise AttackFileError(f"'keep' must be boolean (or 0/1), got {keep.dtype}")
+            raise RunFileError(f"'keep' must be boolean (or 0/1), got {keep.dtype}")
         keep = keep.astype(bool)
     if not np.isfinite(sig).all():
-        raise AttackFileError("'signals' contains non-finite values")
+        raise RunFileError("'signals' contains non-finite values")
     return sig.astype(np.float64), keep
 
 
@@ -81,77 +66,52 @@ def _pick_target(data: dict[str, np.ndarray], spec: str | None, n_models: int) -
         elif names is not None and "original" in names:
             spec = "original"
         else:
-            raise AttackFileError("no target: pass --target INDEX (or NAME) or store 'target'")
+            raise RunFileError("no target: pass --target INDEX (or NAME) or store 'target'")
     try:
         idx = int(spec)
     except ValueError:
         if names is None or spec not in names:
             valid = ", ".join(names) if names else "none (no 'model_names' array)"
-            raise AttackFileError(f"unknown target model '{spec}'; names: {valid}") from None
+            raise RunFileError(f"unknown target model '{spec}'; names: {valid}") from None
         return names.index(spec)
     if idx < 0:
-        raise AttackFileError(
+        raise RunFileError(
             f"target index {idx} is negative; give a row 0..{n_models - 1} (or a model NAME)"
         )
     if idx >= n_models:
-        raise AttackFileError(f"target index {idx} out of range for {n_models} models")
+        raise RunFileError(f"target index {idx} out of range for {n_models} models")
     return idx
 
 
-def _check_run(path: str, data: dict[str, np.ndarray], sig: np.ndarray) -> None:
-    """A run directory's ``signals.npz`` must agree with the ``results.json`` beside it."""
-    res_path = Path(path).parent / "results.json"
-    if Path(path).name != "signals.npz" or "n_shadows" not in data or not res_path.is_file():
-        return
-    try:
-        results = json.loads(res_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise AttackFileError(f"{res_path}: cannot read it ({exc})") from None
-    from reports.loading import damaged, signals_problems
-
-    names = [str(x) for x in data["model_names"]] if "model_names" in data else None
-    split = [str(x) for x in data["split"]] if "split" in data else None
-    problem = damaged(
-        signals_problems(
-            results if isinstance(results, dict) else None,
-            int(sig.shape[1]),
-            names,
-            int(data["n_shadows"]),
-            split,
-            file=str(path),
-        )
-    )
-    if problem:
-        raise AttackFileError(problem)
-
-
 def load_bank(path: str, target: str | None, members_key: str | None) -> Bank:
-    """Read a signal file into a :class:`Bank` (raises :class:`AttackFileError`).
+    """Read a signal file into a :class:`Bank`.
 
     A run directory's ``signals.npz`` is checked against the ``results.json`` beside it
-    (:func:`reports.loading.signals_problems`).
+    (:func:`unlearn_audit.runfiles.check_run_signals`). Raises
+    :class:`~unlearn_audit.runfiles.RunFileError`, the one error of every reader of run
+    files, when the file or an option does not fit; the message says what to fix.
     """
-    data = _load(path)
+    data = read_signals(path)
     sig, keep = _signals_and_keep(data)
-    _check_run(path, data, sig)
+    check_run_signals(path, data, int(sig.shape[1]))
     t = _pick_target(data, target, sig.shape[0])
     if "n_shadows" in data:
         n_sh = int(data["n_shadows"])
         if not 0 < n_sh <= sig.shape[0]:
-            raise AttackFileError(f"'n_shadows' = {n_sh} does not fit {sig.shape[0]} models")
+            raise RunFileError(f"'n_shadows' = {n_sh} does not fit {sig.shape[0]} models")
         rows = [r for r in range(n_sh) if r != t]
     else:
         rows = [r for r in range(sig.shape[0]) if r != t]
     if not rows:
-        raise AttackFileError("the file has no shadow rows besides the target")
+        raise RunFileError("the file has no shadow rows besides the target")
     names = [str(x) for x in data["model_names"]] if "model_names" in data else None
     truth = keep[t]
     if members_key is not None:
         if members_key not in data:
-            raise AttackFileError(f"--members: no array '{members_key}' in the file")
+            raise RunFileError(f"--members: no array '{members_key}' in the file")
         truth = np.asarray(data[members_key])
         if truth.shape != (sig.shape[1],) or not np.isin(truth, (0, 1)).all():
-            raise AttackFileError(f"--members '{members_key}' must be a (n,) boolean mask")
+            raise RunFileError(f"--members '{members_key}' must be a (n,) boolean mask")
         truth = truth.astype(bool)
     comparisons = {"members_vs_nonmembers": np.where(truth, 1, 0).astype(np.int8)}
     if "split" in data and members_key is None:
@@ -171,8 +131,8 @@ def load_bank(path: str, target: str | None, members_key: str | None) -> Bank:
 
 def score(bank: Bank, names: list[str], explicit: bool) -> dict[str, Any]:
     """Scores and metrics per attack; failures are errors if the attack was asked for."""
-    from attacks.metrics import roc_metrics
-    from attacks.registry import get
+    from unlearn_audit.attacks.metrics import roc_metrics
+    from unlearn_audit.attacks.registry import get
 
     out: dict[str, Any] = {}
     for name in names:
@@ -181,7 +141,7 @@ def score(bank: Bank, names: list[str], explicit: bool) -> dict[str, Any]:
             s = attack.fn(bank.target, bank.shadow, bank.keep)
         except ValueError as exc:
             if explicit:
-                raise AttackFileError(f"attack {name}: {exc}") from None
+                raise RunFileError(f"attack {name}: {exc}") from None
             out[name] = {"skipped": str(exc)}
             continue
         out[name] = {}
@@ -190,7 +150,7 @@ def score(bank: Bank, names: list[str], explicit: bool) -> dict[str, Any]:
             try:
                 m = roc_metrics(s[sel], cmp[sel] == 1, fprs=FPRS)
             except ValueError as exc:
-                raise AttackFileError(f"{cmp_name}: {exc}") from None
+                raise RunFileError(f"{cmp_name}: {exc}") from None
             out[name][cmp_name] = m
     return out
 
@@ -231,7 +191,7 @@ def attack(
     as_json: bool,
 ) -> None:
     """Score a signal bank (signals, keep[, target]) with the registered attacks."""
-    from attacks.registry import UnknownAttackError, available, get
+    from unlearn_audit.attacks.registry import UnknownAttackError, available, get
 
     try:
         for name in attack_names:
@@ -239,7 +199,7 @@ def attack(
         bank = load_bank(path, target, members_key)
         names = list(attack_names) or available()
         results = score(bank, names, explicit=bool(attack_names))
-    except (AttackFileError, UnknownAttackError) as exc:
+    except (RunFileError, UnknownAttackError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     summary = {

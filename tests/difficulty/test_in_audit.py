@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-import audit.pipeline as pipeline
-from audit.cli import main
-from audit.config import ConfigError, from_dict
-from audit.difficulty_audit import FEATURES
-from audit.pipeline import run_audit
-from reports.loading import load_samples
+import unlearn_audit.audit.pipeline as pipeline
+from unlearn_audit import run_audit
+from unlearn_audit.audit.config import ConfigError, from_dict
+from unlearn_audit.cli import main
+from unlearn_audit.difficulty.rows import FEATURES
+from unlearn_audit.runfiles import read_samples
 
 TINY = {
     "data": {"limit": 240},
@@ -97,7 +97,7 @@ def test_samples_csv_has_the_columns_on_forget_rows_only(run):
     # the realised residual is the mid-rank among never-trained shadows: k/4 with 2 OUT
     res = {float(r["residual.finetune"]) for r in forget}
     assert res <= {0.0, 0.25, 0.5, 0.75, 1.0}
-    samples, note = load_samples(out)
+    samples, note = read_samples(out)
     assert note is None and samples is not None
     assert "flags.finetune" in samples.text and "flags.finetune" not in samples.numeric
 
@@ -146,9 +146,9 @@ def test_no_block_without_ulira_or_when_disabled(run, tmp_path):
 def test_text_columns_are_quoted_and_read_back_whole():
     import torch
 
-    from audit.measure import samples_csv
-    from audit.plan import make_plan
-    from learning.data import Dataset
+    from unlearn_audit.audit.measure import samples_csv
+    from unlearn_audit.audit.plan import make_plan
+    from unlearn_audit.learning.data import Dataset
 
     ds = Dataset("toy", torch.zeros(20, 1, 2, 2), torch.arange(20) % 2, ("a", "b"))
     plan = make_plan(ds, "random:0.2", 0, 4)

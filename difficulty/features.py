@@ -3,7 +3,7 @@
 Every feature is computed once, from the original model and the shadow bank, for
 each forget sample; higher always means *harder to forget* except where noted
 (``margin``: higher = fitted more confidently, which the papers also link to
-difficulty; its sign is learned by the index, see :mod:`audit.difficulty`).
+difficulty; its sign is learned by the index, see :mod:`unlearn_audit.difficulty.index`).
 
 Sources:
 
@@ -308,7 +308,7 @@ def residual_from_bank(
     ``j`` of sample ``i`` (a mid-rank empirical CDF; ties count half, our
     choice). ``0.5`` is typical of retraining; near 1 the unlearned model still
     fits the sample better than any model that never saw it (residual
-    membership). The U-LiRA ratio of :mod:`audit.forgetting` is an alternative
+    membership). The U-LiRA ratio of :mod:`unlearn_audit.audit.forgetting` is an alternative
     outcome on another scale.
 
     Args:

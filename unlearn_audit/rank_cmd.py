@@ -2,8 +2,10 @@
 
 Reads the finished run directory only (``samples.csv``, and ``results.json`` for
 the class names, the roles of the models and the summary line); nothing is
-recomputed. A ``samples.csv`` that contradicts ``results.json`` (rows or columns
-missing: :func:`reports.loading.samples_problems`) is an error. The columns it
+recomputed; both are read through :mod:`unlearn_audit.runfiles`, whose
+:class:`~unlearn_audit.runfiles.RunFileError` every failure raises. A ``samples.csv``
+that contradicts ``results.json`` (rows or columns missing:
+:func:`unlearn_audit.runfiles.samples_problems`) is an error. The columns it
 needs are written by the audit when the difficulty index ran (``attack.ulira``
 and ``difficulty.enabled``, see docs/difficulty.md): ``difficulty.<method>``,
 ``difficulty_rank.<method>``, ``residual.<method>``, ``flags.<method>`` and
@@ -17,8 +19,6 @@ smaller pool index first, so the order does not depend on the file's row order.
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 import sys
 from dataclasses import dataclass
@@ -27,14 +27,23 @@ from typing import Any
 
 import click
 
-from audit.lock import RunLockedError, ensure_idle
+from unlearn_audit.audit.lock import RunLockedError, ensure_idle
+from unlearn_audit.runfiles import (
+    DIFFICULTY,
+    DIFFICULTY_RANK,
+    FEATURE,
+    FLAGS,
+    RESIDUAL,
+    RunFileError,
+    column,
+    columns_for,
+    has_classes,
+    read_results,
+    read_sample_rows,
+    run_directory,
+)
 
-RANK_PREFIX = "difficulty_rank."
 SPECIAL = ("index", "residual")
-
-
-class RankError(ValueError):
-    """The run directory cannot be ranked; the message says what to fix."""
 
 
 @dataclass
@@ -47,47 +56,28 @@ class Table:
 
     def methods(self) -> list[str]:
         """Methods with a difficulty rank, in column order."""
-        return [c[len(RANK_PREFIX) :] for c in self.columns if c.startswith(RANK_PREFIX)]
+        return list(columns_for(self.columns, DIFFICULTY_RANK))
 
     def features(self) -> list[str]:
         """Feature names, in column order."""
-        return [c.removeprefix("feature.") for c in self.columns if c.startswith("feature.")]
+        return list(columns_for(self.columns, FEATURE))
 
 
 def load_table(run_dir: str | Path) -> Table:
     """Read ``RUN/samples.csv`` (forget rows) and ``RUN/results.json`` if present."""
-    run = Path(run_dir)
-    if not run.is_dir():
-        raise RankError(f"{run}: no such run directory")
-    path = run / "samples.csv"
-    if not path.is_file():
-        raise RankError(f"{path}: file not found (is this a finished run directory?)")
+    run = run_directory(Path(run_dir))
     try:
-        with path.open(newline="", encoding="utf-8") as fh:
-            reader = csv.reader(fh)
-            columns = [c.strip() for c in next(reader, [])]
-            body = [r for r in reader if r]
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise RankError(f"{path}: cannot read it ({exc})") from None
-    results: dict[str, Any] = {}
-    res_path = run / "results.json"
-    if res_path.is_file():
-        try:
-            loaded = json.loads(res_path.read_text(encoding="utf-8"))
-            results = loaded if isinstance(loaded, dict) else {}
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-            results = {}  # the table stands without it
-    from reports.loading import damaged, samples_problems
-
-    problem = damaged(samples_problems(results or None, columns, body, str(path)))
-    if problem:
-        raise RankError(problem)
-    rows = [dict(zip(columns, r, strict=False)) for r in body]
+        results = read_results(run, any_schema=True)
+    except RunFileError:
+        results = {}  # the table stands without it
+    samples = read_sample_rows(run, results or None)
+    path, columns = samples.path, samples.header
+    rows = [dict(zip(columns, r, strict=False)) for r in samples.rows]
     rows = [r for r in rows if r.get("split") == "forget"]
     table = Table(rows, columns, results)
     if not table.methods():
         cfg = results.get("config") or {}
-        if cfg.get("paradigm", "supervised") != "supervised":
+        if not has_classes(results):
             why = (
                 f"the difficulty features need a classifier, and this run audited "
                 f"{cfg.get('paradigm')} encoders"
@@ -97,7 +87,7 @@ def load_table(run_dir: str | Path) -> Table:
                 "the audit ran without the difficulty index (it needs attack.ulira = true and "
                 "difficulty.enabled = true); rerun the audit with them (cached models are reused)"
             )
-        raise RankError(f"{path} has no difficulty columns: {why}")
+        raise RunFileError(f"{path} has no difficulty columns: {why}")
     return table
 
 
@@ -128,14 +118,14 @@ def _pool_index(row: dict[str, str]) -> int:
 def order(table: Table, method: str, by: str | None) -> list[dict[str, str]]:
     """Forget rows hardest first by ``method``'s rank, or by ``by`` (largest first)."""
     if by is None:
-        column, sign = RANK_PREFIX + method, 1.0
+        name, sign = column(DIFFICULTY_RANK, method), 1.0
     elif by in SPECIAL:
-        column, sign = ("difficulty." if by == "index" else "residual.") + method, -1.0
+        name, sign = column(DIFFICULTY if by == "index" else RESIDUAL, method), -1.0
     else:
-        column, sign = f"feature.{by}", -1.0
+        name, sign = column(FEATURE, by), -1.0
 
     def key(row: dict[str, str]) -> tuple[bool, float, int]:
-        v = _number(row.get(column))
+        v = _number(row.get(name))
         return (math.isnan(v), sign * v if not math.isnan(v) else 0.0, _pool_index(row))
 
     return sorted(table.rows, key=key)
@@ -185,11 +175,11 @@ def render(table: Table, method: str, by: str | None, top: int) -> list[str]:
                 str(pos),
                 row.get("id") or row.get("index", ""),
                 _label(row.get("label", ""), classes),
-                _fmt(row.get(RANK_PREFIX + method)),
-                _fmt(row.get(f"difficulty.{method}")),
-                _fmt(row.get(f"residual.{method}")),
-                *(_fmt(row.get(f"feature.{f}")) for f in feats),
-                row.get(f"flags.{method}", "") or "",
+                _fmt(row.get(column(DIFFICULTY_RANK, method))),
+                _fmt(row.get(column(DIFFICULTY, method))),
+                _fmt(row.get(column(RESIDUAL, method))),
+                *(_fmt(row.get(column(FEATURE, f))) for f in feats),
+                row.get(column(FLAGS, method), "") or "",
             ]
         )
     widths = [max(len(r[j]) for r in [head, *body]) for j in range(len(head) - 1)]
@@ -206,19 +196,19 @@ def render(table: Table, method: str, by: str | None, top: int) -> list[str]:
 def check_options(table: Table, method: str | None, by: str | None, top: int) -> str:
     """Validate ``--method``, ``--by`` and ``--top``; the method to show."""
     if top < 1:
-        raise RankError(f"--top must be >= 1, got {top}")
+        raise RunFileError(f"--top must be >= 1, got {top}")
     methods = table.methods()
     if method is not None and method not in methods:
-        raise RankError(
+        raise RunFileError(
             f"no difficulty columns for method '{method}'; methods with them: {', '.join(methods)}"
         )
     feats = table.features()
     if by is not None and by not in (*feats, *SPECIAL):
-        raise RankError(
+        raise RunFileError(
             f"unknown feature '{by}'; valid: {', '.join(feats)} (or {', '.join(SPECIAL)})"
         )
     if method is None and not isinstance(table.results.get("models"), dict):
-        raise RankError(
+        raise RunFileError(
             "results.json is missing or unreadable, so the audited unlearners cannot be told "
             f"from the controls; pass --method (one of: {', '.join(methods)})"
         )
@@ -240,7 +230,7 @@ def rank(run_dir: str, top: int, by: str | None, method: str | None) -> None:
         ensure_idle(run_dir)
         table = load_table(run_dir)
         chosen = check_options(table, method, by, top)
-    except (RankError, RunLockedError) as exc:
+    except (RunFileError, RunLockedError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     line = summary_line(table, chosen)

@@ -1,0 +1,107 @@
+"""Paradigms: one factory builds them, each declares what it can do, and the pipeline asks
+the declarations, never the type (a third paradigm registered here drives its branches)."""
+
+import dataclasses
+
+import pytest
+
+from unlearn_audit import run_audit
+from unlearn_audit.audit import paradigms
+from unlearn_audit.audit.config import ConfigError, check_file, from_dict
+from unlearn_audit.audit.contrastive import Contrastive
+from unlearn_audit.audit.paradigms import (
+    Supervised,
+    available_paradigms,
+    get_paradigm,
+    make_paradigm,
+    register_paradigm,
+)
+from unlearn_audit.audit.plan import make_plan
+from unlearn_audit.learning import Recipe, load_dataset, make_model
+from unlearn_audit.learning.train import CrossEntropy
+from unlearn_audit.unlearners import paradigm_of
+
+DIGITS = load_dataset("digits", limit=120)
+
+
+def test_the_factory_builds_the_configured_paradigm():
+    assert available_paradigms() == ["contrastive", "supervised"]
+    assert type(make_paradigm(from_dict({}))) is Supervised
+    cfg = from_dict({"paradigm": "contrastive", "contrastive": {"proj_dim": 12}})
+    p = make_paradigm(cfg)
+    assert isinstance(p, Contrastive) and p.settings == cfg.contrastive
+    assert isinstance(get_paradigm("contrastive"), Contrastive)  # no config: the defaults
+    unknown = r"^unknown paradigm 'toy'; valid: contrastive, supervised$"
+    with pytest.raises(ConfigError, match=unknown):
+        make_paradigm(dataclasses.replace(cfg, paradigm="toy"))
+
+
+@pytest.mark.parametrize(
+    ("name", "has_classes", "batched_trainable"),
+    [("supervised", True, True), ("contrastive", False, False)],
+)
+def test_each_paradigm_declares_its_capabilities(name, has_classes, batched_trainable):
+    p = make_paradigm(from_dict({"paradigm": name, "contrastive": {"proj_dim": 8}}))
+    assert p.name == name and p.unlearner_paradigm == name
+    assert (p.has_classes, p.batched_trainable) == (has_classes, batched_trainable)
+    objective = p.objective(DIGITS, Recipe())
+    # the objective declares the same paradigm to the unlearners
+    assert objective.paradigm == paradigm_of(objective) == p.unlearner_paradigm
+    assert p.batched_trainable == isinstance(objective, CrossEntropy)  # what the engine trains
+    plan = make_plan(DIGITS, "random:0.5", 0, 4)
+    model = make_model("mlp", DIGITS.shape, p.num_outputs(DIGITS), seed=0, width=16)
+    utility = p.utility(model, DIGITS.x, DIGITS.y, plan)
+    assert tuple(utility) == p.utility_metrics
+    assert {"forget_acc", "retain_acc", "test_acc"} <= set(p.utility_metrics)  # the verdict's
+
+
+class Toy(Supervised):
+    """A third paradigm: its objective is a CrossEntropy, but it declares neither class
+    logits nor batched training, so only its declarations can steer the pipeline."""
+
+    name = "toy"
+    has_classes = False
+    batched_trainable = False
+
+
+@pytest.fixture
+def toy(monkeypatch):
+    monkeypatch.setattr(paradigms, "_FACTORIES", dict(paradigms._FACTORIES))
+    register_paradigm("toy", lambda cfg: Toy())
+
+
+def test_a_registered_paradigm_passes_the_config_validation(toy):
+    assert "toy" in available_paradigms()
+    check_file({"paradigm": "toy"})
+    assert type(make_paradigm(from_dict({"paradigm": "toy"}))) is Toy
+    with pytest.raises(ValueError, match="non-empty name"):
+        register_paradigm("", lambda cfg: Toy())
+
+
+def test_a_third_paradigm_drives_the_pipeline_by_its_capabilities(toy, tmp_path):
+    from unlearn_audit.rank_cmd import load_table
+    from unlearn_audit.reports.figures import signal_figure
+    from unlearn_audit.runfiles import RunFileError, read_samples
+
+    table = {
+        "paradigm": "toy",
+        "data": {"limit": 200},
+        "train": {"epochs": 2},
+        "unlearn": {"methods": ["finetune"]},
+        "attack": {"shadows": 4, "ulira": True, "engine": "batched"},
+        "verdict": {"n_boot": 200, "planted_fraction": 0.0},
+    }
+    logs: list[str] = []
+    run = tmp_path / "run"
+    r = run_audit(from_dict(table), run, progress=False, log=logs.append, render_report=False)
+    r = r.results
+    assert r["paradigm"]["name"] == "toy" and r["paradigm"]["has_classes"] is False
+    # a CrossEntropy objective, yet no batched engine and no difficulty index: the flags decide
+    assert any("batched trains cross-entropy models only; sequential here" in m for m in logs)
+    assert "finetune" in r["forgetting"] and r["difficulty"] == {}
+    assert any(m.startswith("difficulty: skipped") for m in logs)
+    # the readers of the finished run ask the recorded capability
+    with pytest.raises(RunFileError, match="this run audited toy encoders"):
+        load_table(run)
+    samples, _ = read_samples(run, r)
+    assert samples is not None and "membership signal" in signal_figure(r, samples)
