@@ -7,98 +7,34 @@ IDX files (gzipped or not) under a data root, which covers torchvision's
 ``raw/`` layout and Debian's ``/usr/share/datasets/fashion-mnist``. CIFAR-10,
 CIFAR-100 and SVHN go through torchvision with ``download=False``. A user's
 own data comes from an ``.npz`` file holding ``x`` and ``y`` (and optionally
-``ids`` and ``classes``).
+``ids`` and ``classes``; :mod:`learning.npz`). The type, :class:`Dataset`, and the
+checks every source runs are :mod:`learning.dataset`.
 """
 
 from __future__ import annotations
 
 import gzip
-import hashlib
-import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from unlearn_audit.learning.dataset import DataError, Dataset, check_finite, check_ids
+from unlearn_audit.learning.npz import load_npz
 
-class DataError(ValueError):
-    """A dataset could not be loaded; the message names the problem and the fix."""
-
-
-@dataclass(frozen=True)
-class Dataset:
-    """An in-memory labelled image dataset.
-
-    Attributes:
-        name: Dataset name (``digits``, ``fashion-mnist``, a file name...).
-        x: Images, float32 ``(n, c, h, w)`` scaled to [0, 1].
-        y: Labels, int64 ``(n,)`` in ``0..len(classes)-1``.
-        classes: Human-readable class names.
-        flippable: Whether a horizontal flip preserves the label semantics.
-        ids: Optional user-facing sample ids, ``(n,)`` (defaults to indices).
-    """
-
-    name: str
-    x: torch.Tensor
-    y: torch.Tensor
-    classes: tuple[str, ...]
-    flippable: bool = False
-    ids: np.ndarray | None = field(default=None, compare=False)
-
-    def __post_init__(self) -> None:
-        if self.x.ndim != 4:
-            raise DataError(
-                f"{self.name}: x must have shape (n, c, h, w), got {tuple(self.x.shape)}"
-            )
-        if self.y.ndim != 1 or self.y.shape[0] != self.x.shape[0]:
-            raise DataError(
-                f"{self.name}: y must have shape ({self.x.shape[0]},), got {tuple(self.y.shape)}"
-            )
-        if len(self.x) < 4:
-            raise DataError(f"{self.name}: needs at least 4 samples, got {len(self.x)}")
-        if min(self.x.shape[1:]) < 1:
-            raise DataError(
-                f"{self.name}: images must not be empty, got shape (c, h, w) = "
-                f"{tuple(self.x.shape[1:])}"
-            )
-        if self.x.is_floating_point():
-            check_finite(self.name, self.x)
-        if self.y.is_floating_point() or self.y.dtype == torch.bool:
-            raise DataError(f"{self.name}: y must hold integer labels, got dtype {self.y.dtype}")
-        if len(self.classes) < 2:
-            raise DataError(
-                f"{self.name}: a classifier needs at least 2 classes, got {len(self.classes)}"
-            )
-        if int(self.y.min()) < 0 or int(self.y.max()) >= len(self.classes):
-            raise DataError(
-                f"{self.name}: labels must lie in 0..{len(self.classes) - 1}, "
-                f"got {int(self.y.min())}..{int(self.y.max())}"
-            )
-        if self.ids is not None:
-            check_ids(self.name, self.ids, len(self.x))
-
-    def __len__(self) -> int:
-        return int(self.x.shape[0])
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        """The image shape ``(c, h, w)``."""
-        c, h, w = self.x.shape[1:]
-        return int(c), int(h), int(w)
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-    def fingerprint(self) -> str:
-        """A content hash of the data (used in cache keys)."""
-        h = hashlib.sha256()
-        h.update(self.name.encode())
-        h.update(self.x.numpy().tobytes())
-        h.update(self.y.numpy().tobytes())
-        return h.hexdigest()[:16]
+# the dataset type and its checks live in learning.dataset; callers import them from here
+__all__ = [
+    "DataError",
+    "Dataset",
+    "available_datasets",
+    "check_finite",
+    "check_ids",
+    "default_size",
+    "load_dataset",
+    "load_npz",
+    "read_idx",
+]
 
 
 def _digits(root: Path | None) -> Dataset:
@@ -201,152 +137,6 @@ def _require_root(name: str, root: Path | None) -> Path:
     if not root.is_dir():
         raise DataError(f"{name}: data root {root} does not exist or is not a folder")
     return root
-
-
-def check_finite(where: object, x: torch.Tensor) -> None:
-    """Raise :class:`DataError` if the images ``x`` hold a NaN or an infinity.
-
-    Checked in blocks of samples, so a large dataset needs no full-size mask.
-    """
-    block, first, n_bad = 4096, -1, 0
-    for start in range(0, len(x), block):
-        part = x[start : start + block]
-        bad = ~torch.isfinite(part).reshape(len(part), -1).all(1)
-        if bool(bad.any()):
-            n_bad += int(bad.sum())
-            if first < 0:
-                first = start + int(torch.nonzero(bad)[0, 0])
-    if n_bad:
-        raise DataError(
-            f"{where}: x holds NaN or infinite values in {n_bad} sample(s) (first: sample "
-            f"{first}); the audit cannot train on them: drop or impute those samples"
-        )
-
-
-def check_ids(where: object, ids: np.ndarray, n: int) -> None:
-    """Raise :class:`DataError` unless ``ids`` is ``(n,)`` with every id distinct (as text)."""
-    ids = np.asarray(ids)
-    if ids.shape != (n,):
-        raise DataError(f"{where}: ids must have shape ({n},), got {ids.shape}")
-    text = [str(v) for v in ids.tolist()]
-    seen: set[str] = set()
-    dups: list[str] = []
-    for t in text:
-        if t in seen and len(dups) < 3 and t not in dups:
-            dups.append(t)
-        seen.add(t)
-    if dups:
-        n_dup = len(text) - len(seen)
-        raise DataError(
-            f"{where}: ids must name each sample once, but {n_dup} sample(s) repeat an id "
-            f"(first: {', '.join(repr(d) for d in dups)}); a forget or members file "
-            "could not tell them apart: make the ids unique"
-        )
-
-
-def _npz_labels(path: Path, y: np.ndarray, classes: np.ndarray | None) -> tuple[str, ...]:
-    """Check ``y`` (and ``classes``) of an ``.npz``; the class names."""
-    if y.ndim != 1:
-        raise DataError(f"{path}: y must be a 1-d array of labels, got shape {y.shape}")
-    if not np.issubdtype(y.dtype, np.integer):
-        raise DataError(f"{path}: y must hold integer labels, got dtype {y.dtype}")
-    n = y.size
-    if n == 0:
-        raise DataError(f"{path}: y holds no label")
-    lo, hi = int(y.min()), int(y.max())
-    if lo < 0:
-        raise DataError(f"{path}: labels must be >= 0 (class indices 0..K-1), got {lo}")
-    present = np.unique(y)
-    if present.size < 2:
-        raise DataError(
-            f"{path}: every sample has label {lo}; a classifier audit needs samples of at "
-            "least 2 classes"
-        )
-    if classes is not None:
-        if classes.ndim != 1:
-            raise DataError(f"{path}: classes must be a 1-d array of names, got {classes.shape}")
-        names = tuple(str(c) for c in classes.tolist())
-        if hi >= len(names):
-            raise DataError(
-                f"{path}: labels must lie in 0..{len(names) - 1} (the {len(names)} names in "
-                f"classes), got up to {hi}"
-            )
-    else:
-        k = hi + 1
-        if present.size != k:
-            missing = np.setdiff1d(np.arange(min(k, present.size + 3)), present)
-            raise DataError(
-                f"{path}: labels must be the class indices 0..K-1, but y holds "
-                f"{present.size} distinct labels between {lo} and {hi} (absent: "
-                f"{', '.join(map(str, missing[:3]))}{'...' if k - present.size > 3 else ''}); "
-                "map them to 0..K-1 (np.unique(y, return_inverse=True)) or store the class "
-                "names in a 'classes' array"
-            )
-        names = tuple(str(i) for i in range(k))
-    if len(names) > n:
-        raise DataError(
-            f"{path}: {len(names)} classes for {n} samples; a class needs samples to be "
-            "learned: check y (labels must be class indices 0..K-1, not raw codes)"
-        )
-    return names
-
-
-def load_npz(path: Path) -> Dataset:
-    """Load a user dataset from ``.npz`` with ``x`` (n, c, h, w) or (n, h, w) and ``y`` (n,).
-
-    Integer images are scaled by 255; float images are taken as they are and must
-    be finite. ``y`` holds class indices ``0..K-1`` of at least 2 classes (K = the
-    length of ``classes`` when given, else every index up to the largest label must
-    occur). Optional arrays: ``ids`` (user-facing sample ids, all distinct) and
-    ``classes`` (names). Pickled object arrays are refused.
-    """
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
-    if not zipfile.is_zipfile(path):
-        raise DataError(
-            f"{path}: not a valid .npz file (an .npz is a zip archive of arrays; write it "
-            "with numpy.savez or numpy.savez_compressed)"
-        )
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    except ValueError as exc:
-        raise DataError(f"{path}: cannot read as .npz without pickle ({exc})") from exc
-    except (OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise DataError(f"{path}: not a valid .npz file ({exc})") from exc
-    for key in ("x", "y"):
-        if key not in arrays:
-            raise DataError(f"{path}: missing array '{key}' (found: {sorted(arrays)})")
-    x = arrays["x"]
-    if x.ndim == 3:
-        x = x[:, None]
-    if x.ndim != 4:
-        raise DataError(f"{path}: x must be (n, c, h, w) or (n, h, w), got shape {x.shape}")
-    if min(x.shape[1:]) < 1:
-        raise DataError(f"{path}: images must not be empty, got x of shape {x.shape}")
-    if x.shape[0] < 4:
-        raise DataError(f"{path}: needs at least 4 samples, got {x.shape[0]}")
-    if not (
-        np.issubdtype(x.dtype, np.integer)
-        or np.issubdtype(x.dtype, np.floating)
-        or x.dtype == np.bool_
-    ):
-        raise DataError(f"{path}: x must hold integer or float pixels, got dtype {x.dtype}")
-    y = arrays["y"]
-    if y.shape[:1] != x.shape[:1]:
-        raise DataError(
-            f"{path}: y must have shape ({x.shape[0]},) (one label per image), got {y.shape}"
-        )
-    classes = _npz_labels(path, y, arrays.get("classes"))
-    with np.errstate(over="ignore"):  # a float64 beyond float32's range becomes inf: caught
-        xt = torch.from_numpy(x.astype(np.float32))
-    if np.issubdtype(x.dtype, np.integer):
-        xt = xt / 255.0
-    check_finite(path, xt)
-    ids = arrays.get("ids")
-    if ids is not None:
-        check_ids(path, ids, y.shape[0])
-    return Dataset(path.stem, xt, torch.from_numpy(y.astype(np.int64)), classes, ids=ids)
 
 
 LOADERS: dict[str, Callable[[Path | None], Dataset]] = {
