@@ -243,11 +243,12 @@ class ContrastiveConfig:
     """Settings of the ``contrastive`` paradigm (ignored by ``supervised``); docs/contrastive.md.
 
     Attributes:
-        method: ``simclr`` (NT-Xent, in-batch negatives) or ``moco`` (MoCo v2: momentum
-            encoder and a queue of negatives).
+        method: ``simclr`` (NT-Xent, in-batch negatives), ``moco`` (MoCo v2: momentum
+            encoder and a queue of negatives) or ``byol`` (BYOL: predictor and EMA
+            target network, no negatives; methods built on negatives refuse it).
         temperature: Temperature of the InfoNCE loss.
         proj_dim: Output size of the encoder's projection head (its last linear layer).
-        momentum: MoCo's key-encoder momentum.
+        momentum: MoCo's key-encoder momentum; BYOL's target-network EMA decay.
         queue_size: MoCo's number of queued negatives; 0 = auto (a quarter of the pool,
             between one batch and 4096).
         signal: Membership signal the attacks calibrate: ``instance`` (logit-scaled
@@ -276,8 +277,8 @@ class ContrastiveConfig:
     knn_k: int = 20
 
     def __post_init__(self) -> None:
-        if self.method not in ("simclr", "moco"):
-            raise ValueError(f"method must be 'simclr' or 'moco', got '{self.method}'")
+        if self.method not in ("simclr", "moco", "byol"):
+            raise ValueError(f"method must be 'simclr', 'moco' or 'byol', got '{self.method}'")
         if self.signal not in ("instance", "encodermi", "probe"):
             raise ValueError(
                 f"signal must be 'instance', 'encodermi' or 'probe', got '{self.signal}'"

@@ -1,8 +1,9 @@
-"""The ``contrastive`` paradigm: audit unlearning in SimCLR / MoCo encoders.
+"""The ``contrastive`` paradigm: audit unlearning in SimCLR / MoCo / BYOL encoders.
 
 What the pipeline asks a paradigm (:class:`audit.paradigms.Paradigm`), for an encoder:
 
-* objective: SimCLR (NT-Xent) or MoCo v2 on views that suit the images
+* objective: SimCLR (NT-Xent), MoCo v2 or BYOL (:mod:`learning.byol`; no
+  negatives, so ``negatives`` is False) on views that suit the images
   (:func:`learning.views.default_views`); ``[contrastive]`` picks the method and
   temperature, and may override the ``[train]`` epochs, batch size and learning
   rate (:meth:`Contrastive.recipe`).
@@ -41,6 +42,7 @@ from unlearn_audit.attacks.signals import logit_scaled_confidence
 from unlearn_audit.audit.config_types import AuditConfig, ContrastiveConfig
 from unlearn_audit.audit.plan import Plan
 from unlearn_audit.learning.augment import query_views
+from unlearn_audit.learning.byol import BYOL
 from unlearn_audit.learning.contrastive import MoCo, SimCLR, representation
 from unlearn_audit.learning.data import Dataset
 from unlearn_audit.learning.probe import (
@@ -98,7 +100,7 @@ def negative_bank(n: int, size: int = BANK) -> tuple[np.ndarray, torch.Tensor]:
 
 
 class Contrastive:
-    """Encoders trained with SimCLR or MoCo v2 (see the module docstring)."""
+    """Encoders trained with SimCLR, MoCo v2 or BYOL (see the module docstring)."""
 
     name = "contrastive"
     has_classes = False  # an encoder's outputs are features, not class logits
@@ -119,6 +121,11 @@ class Contrastive:
     def __init__(self, settings: ContrastiveConfig | None = None) -> None:
         self.settings = settings or ContrastiveConfig()
 
+    @property
+    def negatives(self) -> bool:
+        """SimCLR and MoCo contrast negatives; BYOL has none."""
+        return self.settings.method != "byol"
+
     @classmethod
     def from_config(cls, cfg: AuditConfig) -> Contrastive:
         return cls(cfg.contrastive)
@@ -138,6 +145,8 @@ class Contrastive:
 
     def objective(self, ds: Dataset, recipe: Recipe) -> Objective:
         s, aug = self.settings, self.augment(ds)
+        if s.method == "byol":
+            return BYOL(aug, momentum=s.momentum)
         if s.method == "moco":
             batch = self.recipe(recipe).batch_size
             queue = s.queue_size or min(4096, max(batch, len(ds) // 4 // batch * batch))

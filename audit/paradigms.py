@@ -12,7 +12,10 @@ and reads what it can do from its declared capabilities:
 * ``utility_metrics``: the keys of :meth:`Paradigm.utility` (``forget_acc``,
   ``retain_acc`` and ``test_acc`` always among them: the verdict reads ``test_acc``);
 * ``unlearner_paradigm``: the paradigm its objective declares to the unlearners
-  (``Unlearner.paradigms``, ``UnlearnContext.paradigm``).
+  (``Unlearner.paradigms``, ``UnlearnContext.paradigm``);
+* ``negatives``: its objective contrasts negative pairs, so a method built on
+  InfoNCE negatives (``Unlearner.needs_negatives``) applies (False for BYOL and for a
+  classifier).
 
 ``supervised`` lives here; ``contrastive`` (SimCLR / MoCo encoders) registers beside
 it. results.json's ``paradigm`` block records ``has_classes`` for the readers of a
@@ -45,6 +48,7 @@ class Paradigm(Protocol):
     batched_trainable: bool
     utility_metrics: tuple[str, ...]
     unlearner_paradigm: str
+    negatives: bool
 
     def recipe(self, train: Recipe) -> Recipe:
         """The recipe models of this paradigm train with, given ``[train]``."""
@@ -85,6 +89,7 @@ class Supervised:
     batched_trainable = True
     utility_metrics: tuple[str, ...] = ("forget_acc", "retain_acc", "test_acc")
     unlearner_paradigm = "supervised"
+    negatives = False
 
     def recipe(self, train: Recipe) -> Recipe:
         return train

@@ -67,12 +67,17 @@ def _check(cfg: AuditConfig, inputs: AuditInputs) -> list[Unlearner]:
         if name in CONTROLS:
             raise ConfigError(f"'{name}' is a control and always runs; remove it from methods")
     methods = resolve_methods(cfg, inputs)
-    family = make_paradigm(cfg).unlearner_paradigm  # what the unlearners see
+    paradigm = make_paradigm(cfg)
     for m in methods:
-        if family not in m.paradigms:
+        if paradigm.unlearner_paradigm not in m.paradigms:  # what the unlearners see
             raise ConfigError(
                 f"unlearner '{m.name}' does not support the {cfg.paradigm} paradigm "
                 f"(it supports: {', '.join(sorted(m.paradigms))})"
+            )
+        if m.needs_negatives and not paradigm.negatives:
+            raise ConfigError(
+                f"unlearner '{m.name}' needs an objective with negative pairs, and this "
+                f"{cfg.paradigm} objective has none (e.g. [contrastive] method = 'byol')"
             )
     names = [m.name for m in methods] + [*cfg.unlearn.checkpoints, *inputs.unlearned]
     dup = sorted({n for n in names if names.count(n) > 1} | (set(names[2:]) & set(RESERVED)))

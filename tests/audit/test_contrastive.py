@@ -38,7 +38,8 @@ def test_config_table_and_its_errors():
     assert keep.recipe(cfg.train) == cfg.train  # 0 keeps [train]
     assert from_dict({}).contrastive == ContrastiveConfig()  # supervised configs are unchanged
     with pytest.raises(ConfigError, match=r"\[contrastive\].*method must be"):
-        from_dict({"contrastive": {"method": "byol"}})
+        from_dict({"contrastive": {"method": "swav"}})
+    assert from_dict({"contrastive": {"method": "byol"}}).contrastive.method == "byol"
     with pytest.raises(ConfigError, match="contrastive.views"):
         from_dict({"contrastive": {"views": "ten"}})
 
@@ -149,7 +150,7 @@ def test_run_audit_end_to_end_on_an_encoder(tmp_path):
         assert z["signals"].shape[1:] == (200, 1) and np.isfinite(z["signals"]).all()
 
 
-@pytest.mark.parametrize("method", ["simclr", "moco"])
+@pytest.mark.parametrize("method", ["simclr", "moco", "byol"])
 def test_every_contrastive_unlearner_runs_on_the_objective(method):
     import copy
 
@@ -167,16 +168,24 @@ def test_every_contrastive_unlearner_runs_on_the_objective(method):
     names = [n for n in unlearners.available() if "contrastive" in unlearners.get(n).paradigms]
     assert {"finetune", "gradient_ascent", "retrain", "noop"} <= set(names)
     for name in names:
-        out = unlearners.create(name).unlearn(
-            model,
-            (ds.x[:8], ds.y[:8]),
-            (ds.x[8:32], ds.y[8:32]),
-            objective=obj,
-            recipe=recipe,
-            generator=make_generator(1, cpu),
-            reference=(ds.x[32:], ds.y[32:]),
-        )
-        z = out(ds.x)
+        method_ = unlearners.create(name)
+
+        def run(m=method_):
+            return m.unlearn(
+                model,
+                (ds.x[:8], ds.y[:8]),
+                (ds.x[8:32], ds.y[8:32]),
+                objective=obj,
+                recipe=recipe,
+                generator=make_generator(1, cpu),
+                reference=(ds.x[32:], ds.y[32:]),
+            )
+
+        if method_.needs_negatives and not p.negatives:  # BYOL: alignment_calibration
+            with pytest.raises(unlearners.UnlearnerError, match="negative pairs"):
+                run()
+            continue
+        z = run()(ds.x)
         assert z.shape == (48, 8) and torch.isfinite(z).all(), name
     for k, v in model.state_dict().items():
         assert torch.equal(v, before[k])
@@ -218,3 +227,20 @@ def test_the_signal_key_follows_the_signal_settings_and_not_the_training_ones():
     assert key(temperature=0.5) != base  # the instance signal's temperature
     assert key(knn_k=5) == base and key(epochs=3) == base  # utility / training only
     assert key(signal="probe", views=4) == key(signal="probe")  # probe ignores views
+
+
+def test_a_byol_audit_runs_and_refuses_methods_that_need_negatives_before_any_file(tmp_path):
+    from unlearn_audit import run_audit
+
+    byol = {**TINY, "contrastive": {**TINY["contrastive"], "method": "byol"}}
+    res = run_audit(
+        from_dict(byol), tmp_path / "run", progress=False, log=lambda m: None, render_report=False
+    )
+    r = res.results
+    assert r["config"]["contrastive"]["method"] == "byol"
+    assert set(r["verdicts"]) >= {"noop", "retrain", "finetune"}
+    assert all(r["models"][m]["utility"] is not None for m in ("original", "finetune"))
+    bad = {**byol, "unlearn": {"methods": ["alignment_calibration"]}}
+    with pytest.raises(ConfigError, match="needs an objective with negative pairs"):
+        run_audit(from_dict(bad), tmp_path / "bad", progress=False, log=lambda m: None)
+    assert not (tmp_path / "bad").exists()
