@@ -219,7 +219,7 @@ def _run_audit(
     lock: RunLock,
     inputs: AuditInputs | None,
     progress: bool,
-    log: Callable[[str], None] | None,
+    logger: Callable[[str], None],
     command: str | None,
     finish: Callable[[Path], Path] | None,
 ) -> AuditResult:
@@ -227,7 +227,6 @@ def _run_audit(
     timings: dict[str, float] = {}
     inputs = inputs or AuditInputs()
     run_dir = Path(out)
-    logger = log or (lambda msg: tqdm.write(msg, file=sys.stderr))
     methods = _check(cfg, inputs)
     setup, plan = _timed(timings, "load", lambda: load_setup(cfg, inputs))  # fails before files
     for warning in plan.warnings:

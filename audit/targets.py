@@ -18,6 +18,7 @@ from torch import nn
 from unlearn_audit.audit.inputs import Setup
 from unlearn_audit.audit.plan import Plan, derive_seed
 from unlearn_audit.audit.production import Made, Producer
+from unlearn_audit.audit.specs import UnlearnSpec
 from unlearn_audit.audit.verdict import NEGATIVE_CONTROL, PLANTED_CONTROL, POSITIVE_CONTROL
 from unlearn_audit.unlearners import Unlearner
 
@@ -152,7 +153,7 @@ def produce_targets(p: Producer, plan: Plan, methods: list[Unlearner]) -> Target
     return out
 
 
-def _unlearned(p: Producer, spec: Any, original: nn.Module, role: str) -> ModelRun:
+def _unlearned(p: Producer, spec: UnlearnSpec, original: nn.Module, role: str) -> ModelRun:
     """The audited model of one method; a failure is a run with an ``error``."""
     name = spec.method.name
     try:
