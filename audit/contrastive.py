@@ -46,18 +46,20 @@ from unlearn_audit.learning.byol import BYOL
 from unlearn_audit.learning.contrastive import MoCo, SimCLR, representation
 from unlearn_audit.learning.data import Dataset
 from unlearn_audit.learning.probe import (
+    QUERY_CHUNK,
     LinearProbe,
     encodermi_similarity,
     features,
     instance_logit,
     knn_predict,
     projection,
+    query_features,
 )
 from unlearn_audit.learning.train import Objective, Recipe
 from unlearn_audit.learning.views import ViewAugment, default_views
 
 QUERY_SEED = 20210706  # seed of the query augmentations (the same for every model)
-CHUNK = 256  # samples per chunk of query views; part of the query seed schedule
+CHUNK = QUERY_CHUNK  # samples per chunk of query views; part of the query seed schedule
 EPS = 1e-6  # fisher_z clips similarities to [-1 + EPS, 1 - EPS]
 BANK = 1024  # pool samples whose projections serve as negatives of the instance signal
 
@@ -69,26 +71,6 @@ def fisher_z(similarity: np.ndarray) -> np.ndarray:
     the raw EncoderMI similarity in benchmarks/contrastive.py.
     """
     return np.arctanh(np.clip(similarity.astype(np.float64), -1 + EPS, 1 - EPS)).astype(np.float32)
-
-
-def query_features(
-    model: nn.Module, x: torch.Tensor, augment: ViewAugment, n_aug: int, seed: int = QUERY_SEED
-) -> torch.Tensor:
-    """Projections ``(n, n_aug, d)`` (on ``x``'s device) of ``n_aug`` seeded views of each image.
-
-    Chunk ``k`` of :data:`CHUNK` images draws its views from a generator seeded
-    with ``seed + k``, so the query images depend on ``seed`` and the data only:
-    every model is asked about the very same images.
-    """
-    out = []
-    shape = tuple(x.shape[1:])
-    for k, start in enumerate(range(0, x.shape[0], CHUNK)):
-        xb = x[start : start + CHUNK]
-        gen = torch.Generator().manual_seed(seed + k)
-        params = augment.draw(xb.shape[0] * n_aug, gen, shape)
-        views = augment.apply(xb.repeat_interleave(n_aug, 0), params)
-        out.append(features(model, views, projection).reshape(xb.shape[0], n_aug, -1))
-    return torch.cat(out)
 
 
 def negative_bank(n: int, size: int = BANK) -> tuple[np.ndarray, torch.Tensor]:
@@ -186,7 +168,7 @@ class Contrastive:
         bank = features(model, x[torch.as_tensor(rows, device=x.device)], projection)
         cols = []
         for j in range(n_views):
-            feats = query_features(model, x, aug, s.views, QUERY_SEED + 7919 * j)
+            feats = query_features(model, x, aug, s.views, QUERY_SEED + 7919 * j, CHUNK)
             if s.signal == "encodermi":
                 cols.append(encodermi_similarity(feats).cpu().numpy())
             else:

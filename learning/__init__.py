@@ -11,6 +11,7 @@ from unlearn_audit.learning.probe import (
     encodermi_similarity,
     instance_logit,
     knn_predict,
+    knn_votes,
 )
 from unlearn_audit.learning.train import (
     CrossEntropy,
@@ -49,6 +50,7 @@ __all__ = [
     "fit_ensemble",
     "instance_logit",
     "knn_predict",
+    "knn_votes",
     "load_dataset",
     "make_generator",
     "make_model",

@@ -9,6 +9,9 @@
   Xiong, Yu & Lin 2018 ("Unsupervised Feature Learning via Non-Parametric
   Instance Discrimination", CVPR, Sec. 3.4), the monitor of the MoCo/SimCLR
   reference code.
+* :func:`query_features` projects seeded augmented views of every image, the same
+  images for every model asked (the queries of the membership signals and of the
+  difficulty features of an encoder).
 * :func:`encodermi_similarity` is the membership feature of EncoderMI (Liu, Jia,
   Qu & Gong 2021, "EncoderMI: Membership Inference against Pre-trained
   Encoders in Contrastive Learning", ACM CCS, Sec. 4): an encoder trained on a
@@ -25,8 +28,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from unlearn_audit.learning.contrastive import representation
+from unlearn_audit.learning.views import ViewAugment
 
 FeatureFn = Callable[[nn.Module, torch.Tensor], torch.Tensor]
+QUERY_CHUNK = 256  # images per chunk of query views; part of the query seed schedule
 
 
 def projection(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -47,6 +52,31 @@ def features(
         for s in range(0, x.shape[0], batch_size)
     ]
     return torch.cat(out) if out else torch.zeros(0, 0, device=x.device)
+
+
+def query_features(
+    model: nn.Module,
+    x: torch.Tensor,
+    augment: ViewAugment,
+    n_aug: int,
+    seed: int,
+    chunk: int = QUERY_CHUNK,
+) -> torch.Tensor:
+    """Projections ``(n, n_aug, d)`` (on ``x``'s device) of ``n_aug`` seeded views of each image.
+
+    Chunk ``k`` of ``chunk`` images draws its views from a generator seeded
+    with ``seed + k``, so the query images depend on ``seed`` and the data only:
+    every model is asked about the very same images.
+    """
+    out = []
+    shape = tuple(x.shape[1:])
+    for k, start in enumerate(range(0, x.shape[0], chunk)):
+        xb = x[start : start + chunk]
+        gen = torch.Generator().manual_seed(seed + k)
+        params = augment.draw(xb.shape[0] * n_aug, gen, shape)
+        views = augment.apply(xb.repeat_interleave(n_aug, 0), params)
+        out.append(features(model, views, projection).reshape(xb.shape[0], n_aug, -1))
+    return torch.cat(out)
 
 
 @dataclass(frozen=True)
@@ -97,7 +127,7 @@ class LinearProbe:
         return float((self.logits(h).argmax(1) == y).float().mean())
 
 
-def knn_predict(
+def knn_votes(
     query: torch.Tensor,
     bank: torch.Tensor,
     bank_labels: torch.Tensor,
@@ -106,11 +136,11 @@ def knn_predict(
     temperature: float = 0.1,
     exclude: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Weighted kNN labels of ``query`` against a feature ``bank`` (Wu et al. 2018, eq. 7).
+    """Weighted kNN class scores ``(q, num_classes)`` of ``query`` against a feature ``bank``.
 
-    With cosine similarities ``s_j`` of a query to its ``k`` most similar bank
-    features ``N_k``, the class score is ``w_c = sum_{j in N_k, y_j = c} exp(s_j / T)``
-    and the prediction ``argmax_c w_c`` (ties go to the smaller class index).
+    Wu et al. 2018, eq. 7: with cosine similarities ``s_j`` of a query to its ``k``
+    most similar bank features ``N_k``, the score of class ``c`` is
+    ``w_c = sum_{j in N_k, y_j = c} exp(s_j / T)``.
 
     Args:
         query: ``(q, d)`` features.
@@ -131,7 +161,23 @@ def knn_predict(
     weights = torch.where(torch.isfinite(top), (top / temperature).exp(), torch.zeros_like(top))
     votes = torch.zeros(query.shape[0], num_classes, device=query.device)
     votes.scatter_add_(1, bank_labels[idx], weights)
-    return votes.argmax(1)
+    return votes
+
+
+def knn_predict(
+    query: torch.Tensor,
+    bank: torch.Tensor,
+    bank_labels: torch.Tensor,
+    num_classes: int,
+    k: int = 20,
+    temperature: float = 0.1,
+    exclude: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Weighted kNN labels: ``argmax_c`` of :func:`knn_votes` (ties: the smaller class index).
+
+    The arguments are those of :func:`knn_votes` (Wu et al. 2018, eq. 7).
+    """
+    return knn_votes(query, bank, bank_labels, num_classes, k, temperature, exclude).argmax(1)
 
 
 def encodermi_similarity(feats: torch.Tensor) -> torch.Tensor:

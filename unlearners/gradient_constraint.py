@@ -179,8 +179,17 @@ def supervised_grad_norms(
     return _flat_norms(vmap(grad(loss), in_dims=(None, 0, 0))(free, x, y))
 
 
-def contrastive_grad_norms(objective: Objective, scope: str = "all") -> NormFn:
-    """Per-sample NT-Xent gradient norms for an encoder trained with ``objective``."""
+def contrastive_grad_norms(
+    objective: Objective, scope: str = "all", negatives: torch.Tensor | None = None
+) -> NormFn:
+    """Per-sample NT-Xent gradient norms for an encoder trained with ``objective``.
+
+    Sample ``i``'s loss is NT-Xent (:func:`nt_xent_single`) with its first view as the
+    anchor and its second as the positive. Its negatives are the other samples' views in
+    the batch, held fixed; with ``negatives`` (images of other samples), they are the two
+    views of those images instead (drawn after the batch's, from the same generator), so
+    a sample's loss no longer depends on which samples share its batch.
+    """
     temperature = temperature_of(objective)
 
     def norms(
@@ -189,9 +198,14 @@ def contrastive_grad_norms(objective: Objective, scope: str = "all") -> NormFn:
         v1, v2 = objective.views(x, g)  # type: ignore[attr-defined]
         n = x.shape[0]
         with torch.no_grad():
-            feats = torch.cat([model(v1), model(v2)]).float()
-        own = torch.eye(n, dtype=torch.bool, device=x.device)
-        keep = ~torch.cat([own, own], dim=1)  # (n, 2n): other samples' views only
+            if negatives is None:
+                feats = torch.cat([model(v1), model(v2)]).float()
+                own = torch.eye(n, dtype=torch.bool, device=x.device)
+                keep = ~torch.cat([own, own], dim=1)  # (n, 2n): other samples' views only
+            else:
+                u1, u2 = objective.views(negatives.to(x.device), g)  # type: ignore[attr-defined]
+                feats = torch.cat([model(u1), model(u2)]).float()
+                keep = torch.ones(n, feats.shape[0], dtype=torch.bool, device=x.device)
         free, fixed = _split_params(model, constrained(model, scope), create_graph)
 
         def loss(
@@ -246,6 +260,20 @@ def bootstrap_grad_norms(objective: Objective, scope: str = "all") -> NormFn:
     return norms
 
 
+def encoder_grad_norms(
+    objective: Objective, scope: str = "all", negatives: torch.Tensor | None = None
+) -> NormFn:
+    """Per-sample gradient norms of an encoder's own training loss.
+
+    NT-Xent (:func:`contrastive_grad_norms`, with ``negatives`` if given) for an
+    objective that contrasts negatives (SimCLR, MoCo), the sample's own BYOL loss
+    (:func:`bootstrap_grad_norms`; ``negatives`` unused) for one that has none.
+    """
+    if uses_negatives(objective):
+        return contrastive_grad_norms(objective, scope, negatives)
+    return bootstrap_grad_norms(objective, scope)
+
+
 def penalty_term(
     forget_norms: torch.Tensor, target: torch.Tensor | float, one_sided: bool = False
 ) -> torch.Tensor:
@@ -296,10 +324,7 @@ class GradientConstraint(FineTuneUnlearner):
             )
         norms: NormFn = partial(supervised_grad_norms, scope=p.scope)
         if ctx.paradigm == "contrastive":
-            contrastive = (
-                contrastive_grad_norms if uses_negatives(objective) else bootstrap_grad_norms
-            )
-            norms = contrastive(objective, p.scope)
+            norms = encoder_grad_norms(objective, p.scope)
         xf, yf = request.forget
 
         def loss(

@@ -8,7 +8,13 @@ import torch
 from torch import nn
 
 from unlearn_audit.audit.config import AttackConfig, ConfigError, ContrastiveConfig, from_dict
-from unlearn_audit.audit.contrastive import Contrastive, fisher_z, negative_bank, query_features
+from unlearn_audit.audit.contrastive import (
+    QUERY_SEED,
+    Contrastive,
+    fisher_z,
+    negative_bank,
+    query_features,
+)
 from unlearn_audit.audit.paradigms import get_paradigm
 from unlearn_audit.audit.plan import make_plan
 from unlearn_audit.learning import Recipe, load_dataset, make_model
@@ -74,7 +80,7 @@ class _Invariant(nn.Module):
 
 def test_encodermi_signal_of_an_invariant_encoder_is_exactly_one():
     p = Contrastive(ContrastiveConfig(signal="encodermi", views=4))
-    feats = query_features(_Invariant(), DIGITS.x, p.augment(DIGITS), 4)
+    feats = query_features(_Invariant(), DIGITS.x, p.augment(DIGITS), 4, QUERY_SEED)
     assert torch.equal(encodermi_similarity(feats), torch.ones(120))
     sig = p.signals(_Invariant(), DIGITS, DIGITS.x, 2)
     assert sig.shape == (120, 2) and sig.dtype == np.float32

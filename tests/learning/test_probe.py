@@ -1,6 +1,7 @@
 """Encoder evaluation: weighted kNN on a hand-built bank, linear probe, EncoderMI's signal."""
 
 import itertools
+import math
 
 import pytest
 import torch
@@ -13,6 +14,7 @@ from unlearn_audit.learning.probe import (
     features,
     instance_logit,
     knn_predict,
+    knn_votes,
 )
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/learning/conftest.py
@@ -39,6 +41,18 @@ def test_knn_weights_votes_by_similarity():
         w1 = float(torch.exp(s[0, 1] / t) + torch.exp(s[0, 2] / t))
         assert (0 if w0 > w1 else 1) == want
         assert knn_predict(q, bank, labels, 2, k=3, temperature=t).tolist() == [want]
+
+
+def test_knn_votes_are_the_weighted_sums_of_a_plain_loop():
+    query = torch.tensor([[2.0, 0.1], [0.1, 3.0], [-1.0, 0.2]])
+    votes = knn_votes(query, BANK, LABELS, 3, k=3, temperature=0.5)
+    qn, bn = F.normalize(query, dim=1), F.normalize(BANK, dim=1)
+    for i in range(3):
+        sims = [float(qn[i] @ bn[j]) for j in range(5)]
+        top = sorted(range(5), key=lambda j: -sims[j])[:3]
+        want = [sum(math.exp(sims[j] / 0.5) for j in top if LABELS[j] == c) for c in range(3)]
+        assert votes[i].tolist() == pytest.approx(want, rel=1e-5)
+    assert torch.equal(votes.argmax(1), knn_predict(query, BANK, LABELS, 3, k=3, temperature=0.5))
 
 
 def test_knn_leave_one_out_excludes_the_query_itself():

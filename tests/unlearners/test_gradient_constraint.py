@@ -15,6 +15,7 @@ from unlearn_audit.unlearners._contrastive import nt_xent_single
 from unlearn_audit.unlearners.gradient_constraint import (
     bootstrap_grad_norms,
     contrastive_grad_norms,
+    encoder_grad_norms,
     penalty_term,
     supervised_grad_norms,
 )
@@ -63,6 +64,34 @@ def test_contrastive_norms_match_a_plain_loop(encoder):
         z1, z2 = model(v1[i : i + 1])[0], model(v2[i : i + 1])[0]
         losses.append(nt_xent_single(z1, z2, feats[keep], obj.temperature))
     torch.testing.assert_close(fast, _loop_norms(model, losses), rtol=1e-4, atol=1e-6)
+
+
+def test_contrastive_norms_against_fixed_negatives_match_a_plain_loop(encoder):
+    """With ``negatives``, each sample contrasts its views with those images' views only."""
+    model = copy.deepcopy(encoder.model)
+    obj = encoder.objective
+    x, y = encoder.forget
+    neg = encoder.retain[0][:5]
+    fast = contrastive_grad_norms(obj, negatives=neg)(model, x, y, make_generator(5, CPU), True)
+    g = make_generator(5, CPU)
+    v1, v2 = obj.views(x, g)  # the same draws as inside: the batch's views first
+    u1, u2 = obj.views(neg, g)
+    with torch.no_grad():
+        feats = torch.cat([model(u1), model(u2)])
+    losses = [
+        nt_xent_single(model(v1[i : i + 1])[0], model(v2[i : i + 1])[0], feats, obj.temperature)
+        for i in range(len(x))
+    ]
+    torch.testing.assert_close(fast, _loop_norms(model, losses), rtol=1e-4, atol=1e-6)
+
+
+def test_encoder_norms_pick_the_objectives_own_loss(encoder, byol_encoder):
+    for setup, plain in ((encoder, contrastive_grad_norms), (byol_encoder, bootstrap_grad_norms)):
+        model = copy.deepcopy(setup.model)  # BYOL: the first call starts its state
+        x, y = setup.forget
+        a = encoder_grad_norms(setup.objective)(model, x, y, make_generator(5, CPU), False)
+        b = plain(setup.objective)(model, x, y, make_generator(5, CPU), False)
+        torch.testing.assert_close(a, b)
 
 
 def test_byol_norms_match_a_plain_loop(byol_encoder):
