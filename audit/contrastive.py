@@ -24,6 +24,10 @@ What the pipeline asks a paradigm (:class:`audit.paradigms.Paradigm`), for an en
   - ``probe``: the logit-scaled confidence of a linear probe fitted on the
     representations of the whole pool (the same data for every model, so only
     the encoder differs).
+* difficulty features (:class:`~unlearn_audit.difficulty.EncoderFeatures`,
+  docs/difficulty.md "Encoders"): memorization and LiRA exposure of the signal,
+  alignment of the views, the gradient norm of the encoder's own loss, entanglement,
+  kNN label margin and density in representation space.
 * utility: linear-probe and weighted-kNN accuracy on the representation; the
   probe is trained on the retain set and the kNN bank holds the retain set
   only (retain queries leave themselves out). ``forget_acc`` / ``retain_acc`` /
@@ -41,6 +45,7 @@ from torch import nn
 from unlearn_audit.attacks.signals import logit_scaled_confidence
 from unlearn_audit.audit.config_types import AuditConfig, ContrastiveConfig
 from unlearn_audit.audit.plan import Plan
+from unlearn_audit.difficulty import EncoderFeatures
 from unlearn_audit.learning.augment import query_views
 from unlearn_audit.learning.byol import BYOL
 from unlearn_audit.learning.contrastive import MoCo, SimCLR, representation
@@ -137,6 +142,21 @@ class Contrastive:
 
     def num_outputs(self, ds: Dataset) -> int:
         return self.settings.proj_dim
+
+    def difficulty_features(self, ds: Dataset, recipe: Recipe) -> EncoderFeatures:
+        """An encoder's features; NT-Xent's fixed negatives are a training batch's others.
+
+        ``recipe`` is the recipe the models train with (this paradigm's, so its batch size
+        is the ``[contrastive]`` one when set).
+        """
+        s = self.settings
+        return EncoderFeatures(
+            self.objective(ds, recipe),
+            self.augment(ds),
+            views=s.views,
+            k=s.knn_k,
+            negatives=max(1, recipe.batch_size - 1),
+        )
 
     def signal_description(self) -> str:
         s = self.settings

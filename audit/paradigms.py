@@ -5,8 +5,12 @@ The pipeline never branches on the paradigm's name or type: it builds the config
 the model's output size, the per-sample membership signal and the utility metrics,
 and reads what it can do from its declared capabilities:
 
-* ``has_classes``: the model's outputs are per-class logits, so the difficulty
-  features, class-wise forgetting and a utility without a probe apply;
+* ``has_classes``: the model's outputs are per-class logits, so class-wise forgetting
+  and a utility without a probe apply;
+* ``difficulty_features(ds, recipe)``: the per-sample difficulty features it supplies
+  (a :class:`~unlearn_audit.difficulty.FeatureSet`: the classifier's for ``supervised``,
+  the encoder's for ``contrastive``), or None when it supplies none: then the
+  difficulty index is skipped (docs/difficulty.md);
 * ``batched_trainable``: its objective is :class:`learning.train.CrossEntropy`, which
   the batched ensemble engine (:mod:`learning.ensemble`) trains;
 * ``utility_metrics``: the keys of :meth:`Paradigm.utility` (``forget_acc``,
@@ -18,8 +22,9 @@ and reads what it can do from its declared capabilities:
   classifier).
 
 ``supervised`` lives here; ``contrastive`` (SimCLR / MoCo encoders) registers beside
-it. results.json's ``paradigm`` block records ``has_classes`` for the readers of a
-finished run (the report, ``unlearn-audit rank``), which do not import this module.
+it. results.json's ``paradigm`` block records ``has_classes`` and ``difficulty``
+(whether it supplies difficulty features) for the readers of a finished run (the
+report, ``unlearn-audit rank``), which do not import this module.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from unlearn_audit.attacks.signals import logit_scaled_confidence
 from unlearn_audit.audit.config_types import AuditConfig, ConfigError
 from unlearn_audit.audit.contrastive import Contrastive
 from unlearn_audit.audit.plan import Plan
+from unlearn_audit.difficulty import ClassifierFeatures, FeatureSet
 from unlearn_audit.learning.augment import Augment, default_padding, query_views
 from unlearn_audit.learning.data import Dataset
 from unlearn_audit.learning.train import CrossEntropy, Objective, Recipe, accuracy, predict_logits
@@ -80,6 +86,10 @@ class Paradigm(Protocol):
         """The settings the membership signal depends on (part of its cache key)."""
         ...
 
+    def difficulty_features(self, ds: Dataset, recipe: Recipe) -> FeatureSet | None:
+        """The per-sample difficulty features of its models (None: it supplies none)."""
+        ...
+
 
 class Supervised:
     """Classifiers trained with cross-entropy; signal = logit-scaled confidence."""
@@ -104,6 +114,10 @@ class Supervised:
         aug = Augment(default_padding(ds.shape[1]), ds.flippable) if recipe.augment else None
         return CrossEntropy(aug)
 
+    def difficulty_features(self, ds: Dataset, recipe: Recipe) -> FeatureSet | None:
+        """A classifier's seven features (loss, margin, gradient norm, Stein score, ...)."""
+        return ClassifierFeatures()
+
     def num_outputs(self, ds: Dataset) -> int:
         return ds.num_classes
 
@@ -126,6 +140,16 @@ class Supervised:
             "retain_acc": acc(plan.retain),
             "test_acc": acc(plan.nonmembers),
         }
+
+
+def difficulty_features(paradigm: Paradigm, ds: Dataset, recipe: Recipe) -> FeatureSet | None:
+    """The difficulty features ``paradigm`` supplies for ``ds`` trained with ``recipe``.
+
+    None when it supplies none, also for a paradigm registered before this capability
+    existed (an object without ``difficulty_features``).
+    """
+    supply = getattr(paradigm, "difficulty_features", None)
+    return supply(ds, recipe) if supply is not None else None
 
 
 ParadigmFactory = Callable[[AuditConfig], Paradigm]

@@ -37,14 +37,14 @@ from unlearn_audit.audit.judging import (
 )
 from unlearn_audit.audit.lock import RunLock
 from unlearn_audit.audit.measure import attack_metrics, attack_scores
-from unlearn_audit.audit.paradigms import make_paradigm
+from unlearn_audit.audit.paradigms import difficulty_features, make_paradigm
 from unlearn_audit.audit.plan import Plan, derive_seed
 from unlearn_audit.audit.production import Producer
 from unlearn_audit.audit.records import RECORD_ATTACK
 from unlearn_audit.audit.rundir import ModelStore
 from unlearn_audit.audit.serialise import Outcome, write_run
 from unlearn_audit.audit.targets import CONTROLS, Targets, produce_targets
-from unlearn_audit.difficulty import DifficultyResult, PoolData, run_difficulty
+from unlearn_audit.difficulty import DifficultyResult, FeatureSet, PoolData, run_difficulty
 from unlearn_audit.runfiles import CONFIG_FILE, MODELS_DIR, atomic_write_text
 from unlearn_audit.unlearners import Unlearner
 
@@ -118,16 +118,25 @@ def ulira_banks(
 
 
 def _difficulty(
-    p: Producer, plan: Plan, targets: Targets, shadow: np.ndarray, banks: dict[str, UliraBank]
+    p: Producer,
+    plan: Plan,
+    targets: Targets,
+    shadow: np.ndarray,
+    banks: dict[str, UliraBank],
+    features: FeatureSet | None,
 ) -> DifficultyResult:
-    """Per-sample difficulty and feasibility of every method with a bank (docs/difficulty.md)."""
+    """Per-sample difficulty and feasibility of every method with a bank (docs/difficulty.md),
+    with the features the paradigm supplies."""
     cfg, setup = p.cfg, p.setup
     bank_signals = {n: b.signals for n, b in banks.items() if b.signals is not None}
     if not (cfg.attack.ulira and cfg.difficulty.enabled and bank_signals):
         return DifficultyResult()
     original = targets.runs["original"].model
-    if not setup.paradigm.has_classes or original is None:
-        p.log("difficulty: skipped (its features need a classifier trained with cross-entropy)")
+    if features is None:
+        p.log(f"difficulty: skipped (the {setup.paradigm.name} paradigm supplies no features)")
+        return DifficultyResult()
+    if original is None:
+        p.log("difficulty: skipped (no original model)")
         return DifficultyResult()
 
     def load(k: int) -> torch.nn.Module:
@@ -135,6 +144,7 @@ def _difficulty(
 
     try:
         return run_difficulty(
+            features=features,
             original=original,
             signals=targets.signals,
             banks=bank_signals,
@@ -246,7 +256,10 @@ def _run_audit(
     scores = attack_scores(targets.signals, shadow, plan.keep, names)
     targets.measure_utility(setup, plan)
     banks = _timed(timings, "ulira", lambda: ulira_banks(p, plan, targets, methods))
-    difficulty = _timed(timings, "difficulty", lambda: _difficulty(p, plan, targets, shadow, banks))
+    features = difficulty_features(setup.paradigm, setup.ds, setup.recipe)
+    difficulty = _timed(
+        timings, "difficulty", lambda: _difficulty(p, plan, targets, shadow, banks, features)
+    )
     provenance = _provenance(cfg, setup, command)
     attacks = attack_metrics(scores, plan, cfg.verdict.n_boot, derive_seed(cfg.seed, "ci"))
     leakage = leakage_of(cfg, plan, targets, scores)
@@ -264,6 +277,7 @@ def _run_audit(
             "signal": setup.paradigm.signal_description(),
             "signal_settings": setup.paradigm.signal_settings(),
             "has_classes": setup.paradigm.has_classes,
+            "difficulty": features is not None,
         },
         ds=setup.ds,
         plan=plan,

@@ -13,7 +13,7 @@ Zhang, NeurIPS 2020). :func:`run_difficulty` does it for every method and return
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -30,6 +30,7 @@ from unlearn_audit.difficulty.index import (
     spearman,
 )
 from unlearn_audit.difficulty.rows import (
+    FeatureSet,
     PoolData,
     Rows,
     shadow_outcomes,
@@ -46,18 +47,17 @@ from unlearn_audit.runfiles.names import (
     column,
 )
 
-#: Non-negative heavy-tailed features the ridge sees as ``log1p`` (ranks are unchanged).
-TAMED = ("loss", "grad_norm", "stein")
 #: Ridge strength per row: only stabilises collinear features (loss, margin, gradient).
 RIDGE_ALPHA = 0.01
 #: Share of the forget set in the hardest and in the easiest group of ``deciles``.
 DECILE = 0.1
 
 
-def tame(features: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """What the ridge sees: ``log1p`` of the :data:`TAMED` features, the others as they are."""
+def tame(features: Mapping[str, np.ndarray], tamed: Collection[str]) -> dict[str, np.ndarray]:
+    """What the ridge sees: ``log1p`` of the ``tamed`` features (non-negative and
+    heavy-tailed; ranks are unchanged), the others as they are."""
     return {
-        n: np.log1p(np.maximum(v, 0.0)) if n in TAMED else np.asarray(v, dtype=np.float64)
+        n: np.log1p(np.maximum(v, 0.0)) if n in tamed else np.asarray(v, dtype=np.float64)
         for n, v in features.items()
     }
 
@@ -108,6 +108,8 @@ def assess(
     target_y: np.ndarray,
     ids: np.ndarray,
     bar: float,
+    *,
+    tamed: Collection[str],
 ) -> MethodDifficulty:
     """Learn the index on the shadow rows, evaluate it on the audited model's rows.
 
@@ -118,14 +120,15 @@ def assess(
         target_y: The audited model's realised outcome per forget sample.
         ids: Pool indices of the forget samples (tie-break of the rank).
         bar: Largest predicted residual that is still feasible.
+        tamed: Features the ridge sees as ``log1p`` (the feature set's ``tamed``).
 
     Returns:
         The method's ``difficulty`` entry of results.json and its per-forget-sample
         arrays (:class:`MethodDifficulty`).
     """
-    fit = tame(rows.features)
+    fit = tame(rows.features, tamed)
     index = learn_on_shadows(fit, shadow_y, alpha=RIDGE_ALPHA)
-    x = tame({n: target[n] for n in index.names})
+    x = tame({n: target[n] for n in index.names}, tamed)
     pred = apply_index(index, x)
     report = evaluate_on_target(index, x, target_y)
     share, flags = feasibility(pred, bar)
@@ -215,6 +218,7 @@ def _fmt(value: float | None, spec: str = ".3f") -> str:
 
 def run_difficulty(
     *,
+    features: FeatureSet,
     original: nn.Module,
     signals: Mapping[str, np.ndarray],
     banks: Mapping[str, np.ndarray],
@@ -230,11 +234,12 @@ def run_difficulty(
     """The ``difficulty`` block of results.json and the ``samples.csv`` columns.
 
     Args:
+        features: The feature set the audit's paradigm supplies.
         original: The original model (the audited rows' features).
         signals: Signals ``(n, A)`` of every target model by name (``original`` included).
         banks: U-LiRA bank ``(m, n, A)`` of each method that has one.
         shadow: Trained shadow signals ``(m, n, A)``; keep: their keep matrix ``(m, n)``.
-        pool: The pool and the Stein bandwidth.
+        pool: The pool (and the Stein bandwidth of a classifier's features).
         forget, retain: Pool indices of the audit's forget and retain sets.
         load: Returns shadow ``k``'s trained model.
         bar: Feasibility bar on the residual scale.
@@ -250,8 +255,10 @@ def run_difficulty(
         f"difficulty: features of {forget.size} forget samples (original and "
         f"{shadow.shape[0]} shadow models)"
     )
-    target = target_rows(original, signals["original"], shadow, keep, pool, forget, retain)
-    rows = shadow_rows(load, shadow, keep, pool, forget)
+    target = target_rows(
+        features, original, signals["original"], shadow, keep, pool, forget, retain
+    )
+    rows = shadow_rows(features, load, shadow, keep, pool, forget)
     block: dict[str, Any] = {}
     columns = difficulty_columns(
         keep.shape[1], forget, {column(FEATURE, n): v for n, v in target.items()}
@@ -259,7 +266,7 @@ def run_difficulty(
     for name in methods:
         shadow_y = shadow_outcomes(banks[name], shadow, keep, rows)
         target_y = target_outcome(signals[name], shadow, keep, forget)
-        entry, per = assess(rows, shadow_y, target, target_y, forget, bar)
+        entry, per = assess(rows, shadow_y, target, target_y, forget, bar, tamed=features.tamed)
         block[name] = entry
         columns.update(
             difficulty_columns(

@@ -92,6 +92,11 @@ def results_if_any(run_dir: Path, *, any_schema: bool = False) -> dict[str, Any]
 
 
 # -- samples.csv ------------------------------------------------------------------------
+def _paradigm(results: dict[str, Any]) -> dict[str, Any]:
+    block = results.get("paradigm")
+    return block if isinstance(block, dict) else {}
+
+
 def has_classes(results: dict[str, Any]) -> bool:
     """Whether the run's models give per-class logits (a classifier, not an encoder).
 
@@ -100,13 +105,29 @@ def has_classes(results: dict[str, Any]) -> bool:
     run written before that key reads its paradigm's name (``paradigm.name``, else
     ``config.paradigm``, else ``supervised``): then only ``supervised`` has classes.
     """
-    block = results.get("paradigm")
-    block = block if isinstance(block, dict) else {}
+    block = _paradigm(results)
     if isinstance(flag := block.get("has_classes"), bool):
         return flag
     config = results.get("config")
     name = block.get("name") or (config if isinstance(config, dict) else {}).get("paradigm")
     return name in (None, "supervised")
+
+
+def difficulty_recorded(results: dict[str, Any]) -> bool:
+    """Whether results.json records ``paradigm.difficulty`` (runs written before it do not)."""
+    return isinstance(_paradigm(results).get("difficulty"), bool)
+
+
+def has_difficulty(results: dict[str, Any]) -> bool:
+    """Whether the run's paradigm supplies per-sample difficulty features.
+
+    results.json's ``paradigm.difficulty``, which the audit writes from the paradigm's
+    ``difficulty_features``. A run written before that key falls back to
+    :func:`has_classes`: its audit computed difficulty for classifiers only.
+    """
+    if difficulty_recorded(results):
+        return bool(_paradigm(results)["difficulty"])
+    return has_classes(results)
 
 
 def _csv(path: Path) -> tuple[list[str], list[list[str]]]:

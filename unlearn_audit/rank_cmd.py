@@ -9,7 +9,7 @@ that contradicts ``results.json`` (rows or columns missing:
 needs are written by the audit when the difficulty index ran (``attack.ulira``
 and ``difficulty.enabled``, see docs/difficulty.md): ``difficulty.<method>``,
 ``difficulty_rank.<method>``, ``residual.<method>``, ``flags.<method>`` and
-``feature.<name>``.
+``feature.<name>`` (a classifier's or an encoder's features: whatever the run has).
 
 Order: the method's difficulty rank (1 = largest predicted residual), or with
 ``--by`` a feature (largest value first), ``residual`` (the realised residual,
@@ -37,7 +37,8 @@ from unlearn_audit.runfiles import (
     RunFileError,
     column,
     columns_for,
-    has_classes,
+    difficulty_recorded,
+    has_difficulty,
     read_results,
     read_sample_rows,
     run_directory,
@@ -76,19 +77,29 @@ def load_table(run_dir: str | Path) -> Table:
     rows = [r for r in rows if r.get("split") == "forget"]
     table = Table(rows, columns, results)
     if not table.methods():
-        cfg = results.get("config") or {}
-        if not has_classes(results):
-            why = (
-                f"the difficulty features need a classifier, and this run audited "
-                f"{cfg.get('paradigm')} encoders"
-            )
-        else:
-            why = (
-                "the audit ran without the difficulty index (it needs attack.ulira = true and "
-                "difficulty.enabled = true); rerun the audit with them (cached models are reused)"
-            )
-        raise RunFileError(f"{path} has no difficulty columns: {why}")
+        raise RunFileError(f"{path} has no difficulty columns: {_why_none(results)}")
     return table
+
+
+def _why_none(results: dict[str, Any]) -> str:
+    """Why a run has no difficulty columns, from what its results.json records."""
+    cfg, block = results.get("config"), results.get("paradigm")
+    paradigm = (block if isinstance(block, dict) else {}).get("name") or (
+        cfg if isinstance(cfg, dict) else {}
+    ).get("paradigm")
+    if has_difficulty(results):
+        return (
+            "the audit ran without the difficulty index (it needs attack.ulira = true and "
+            "difficulty.enabled = true); rerun the audit with them (cached models are reused)"
+        )
+    if difficulty_recorded(results):
+        return f"this run's paradigm ({paradigm}) supplies no difficulty features"
+    return (
+        f"this run audited {paradigm} models without class logits and was written by a "
+        "version of unlearn-audit that computed difficulty for classifiers only (its "
+        "results.json has no paradigm.difficulty); rerun the audit with this version and "
+        "attack.ulira = true for the encoder features"
+    )
 
 
 def _default_method(table: Table) -> str:

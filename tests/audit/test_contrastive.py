@@ -148,12 +148,84 @@ def test_run_audit_end_to_end_on_an_encoder(tmp_path):
     r = res.results
     assert set(r["models"]) >= {"original", "reference", "noop", "retrain", "finetune"}
     assert r["paradigm"]["name"] == "contrastive" and r["paradigm"]["has_classes"] is False
+    assert r["paradigm"]["difficulty"] is True and r["difficulty"] == {}  # ulira is off
     for entry in r["models"].values():
         u = entry["utility"]
         assert u["test_acc"] == u["probe_test_acc"] and 0 <= u["knn_forget_acc"] <= 1
     assert set(r["verdicts"]) >= {"noop", "retrain", "finetune"}
     with np.load(tmp_path / "run" / "signals.npz") as z:
         assert z["signals"].shape[1:] == (200, 1) and np.isfinite(z["signals"]).all()
+
+
+@pytest.fixture(scope="module")
+def difficulty_run(tmp_path_factory):
+    """The tiny encoder audit with U-LiRA on: difficulty from the encoder's features."""
+    from unlearn_audit import run_audit
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    table = json.loads(json.dumps(TINY))
+    table["attack"]["ulira"] = True
+    out = tmp_path_factory.mktemp("encoder-difficulty") / "run"
+    try:
+        res = run_audit(from_dict(table), out, progress=False, log=lambda m: None)
+    finally:
+        torch.set_num_threads(n)
+    return out, res.results
+
+
+def test_an_encoder_audit_learns_the_difficulty_index_on_its_shadows(difficulty_run):
+    import csv
+
+    from unlearn_audit.difficulty import ENCODER_FEATURES
+
+    out, r = difficulty_run
+    assert r["paradigm"]["difficulty"] is True and r["paradigm"]["has_classes"] is False
+    n_forget = r["data"]["n_forget"]
+    assert set(r["difficulty"]) == {"noop", "retrain", "finetune"}
+    for entry in r["difficulty"].values():
+        assert entry["n"] == n_forget and entry["n_fit"] == 2 * n_forget  # IN 2 of 4 shadows
+        assert list(entry["spearman"]["features"]) == list(ENCODER_FEATURES)
+        assert list(entry["weights"]) == list(ENCODER_FEATURES)
+        assert 0 <= entry["feasibility"]["share"] <= 1
+    with (out / "samples.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    forget = [row for row in rows if row["split"] == "forget"]
+    for name in ENCODER_FEATURES:
+        assert all(row[f"feature.{name}"] != "" for row in forget)
+        assert all(row[f"feature.{name}"] == "" for row in rows if row["split"] != "forget")
+    ranks = sorted(int(row["difficulty_rank.finetune"]) for row in forget)
+    assert ranks == list(range(1, n_forget + 1))
+    assert {float(row["residual.finetune"]) for row in forget} <= {0, 0.25, 0.5, 0.75, 1}
+    html = (out / "report.html").read_text()
+    assert "finetune: Spearman" in html  # the difficulty figure
+    assert "Ordered by the combined difficulty rank learned for finetune" in html
+
+
+def test_rank_prints_the_hardest_samples_of_an_encoder_audit(difficulty_run):
+    import csv
+
+    from click.testing import CliRunner
+
+    from unlearn_audit.cli import main
+    from unlearn_audit.difficulty import ENCODER_FEATURES
+
+    out, _ = difficulty_run
+    res = CliRunner().invoke(main, ["rank", str(out), "--top", "5"])
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    assert lines[0].startswith("finetune: ") and "Spearman of the index" in lines[0]
+    assert lines[1].startswith("5 of ")
+    assert lines[2].split()[:6] == ["#", "id", "label", "rank", "index", "residual"]
+    assert lines[2].split()[6:13] == list(ENCODER_FEATURES)
+    with (out / "samples.csv").open(newline="") as fh:
+        forget = [row for row in csv.DictReader(fh) if row["split"] == "forget"]
+    hardest = sorted(forget, key=lambda row: int(row["difficulty_rank.finetune"]))[:5]
+    assert [ln.split()[1] for ln in lines[3:8]] == [row["id"] for row in hardest]
+    by = CliRunner().invoke(main, ["rank", str(out), "--by", "knn_margin", "--top", "3"])
+    assert by.exit_code == 0, by.output
+    want = sorted(forget, key=lambda row: (-float(row["feature.knn_margin"]), int(row["index"])))
+    assert [ln.split()[1] for ln in by.output.splitlines()[3:6]] == [r["id"] for r in want[:3]]
 
 
 @pytest.mark.parametrize("method", ["simclr", "moco", "byol"])
@@ -246,6 +318,8 @@ def test_a_byol_audit_runs_and_refuses_methods_that_need_negatives_before_any_fi
     assert r["config"]["contrastive"]["method"] == "byol"
     assert set(r["verdicts"]) >= {"noop", "retrain", "finetune"}
     assert all(r["models"][m]["utility"] is not None for m in ("original", "finetune"))
+    # the encoder features of a BYOL audit (its grad_norm is of BYOL's own loss)
+    assert "error" not in r["difficulty"]["finetune"] and r["paradigm"]["difficulty"] is True
     bad = {**byol, "unlearn": {"methods": ["alignment_calibration"]}}
     with pytest.raises(ConfigError, match="needs an objective with negative pairs"):
         run_audit(from_dict(bad), tmp_path / "bad", progress=False, log=lambda m: None)

@@ -12,11 +12,13 @@ from unlearn_audit.audit.contrastive import Contrastive
 from unlearn_audit.audit.paradigms import (
     Supervised,
     available_paradigms,
+    difficulty_features,
     get_paradigm,
     make_paradigm,
     register_paradigm,
 )
 from unlearn_audit.audit.plan import make_plan
+from unlearn_audit.difficulty import ClassifierFeatures, EncoderFeatures
 from unlearn_audit.learning import Recipe, load_dataset, make_model
 from unlearn_audit.learning.train import CrossEntropy
 from unlearn_audit.unlearners import paradigm_of
@@ -48,11 +50,33 @@ def test_each_paradigm_declares_its_capabilities(name, has_classes, batched_trai
     # the objective declares the same paradigm to the unlearners
     assert objective.paradigm == paradigm_of(objective) == p.unlearner_paradigm
     assert p.batched_trainable == isinstance(objective, CrossEntropy)  # what the engine trains
+    features = p.difficulty_features(DIGITS, Recipe(batch_size=16))
+    assert isinstance(features, ClassifierFeatures if has_classes else EncoderFeatures)
     plan = make_plan(DIGITS, "random:0.5", 0, 4)
     model = make_model("mlp", DIGITS.shape, p.num_outputs(DIGITS), seed=0, width=16)
     utility = p.utility(model, DIGITS.x, DIGITS.y, plan)
     assert tuple(utility) == p.utility_metrics
     assert {"forget_acc", "retain_acc", "test_acc"} <= set(p.utility_metrics)  # the verdict's
+
+
+def test_the_contrastive_paradigm_supplies_the_encoder_features_of_its_settings():
+    cfg = from_dict(
+        {"paradigm": "contrastive", "contrastive": {"method": "byol", "views": 4, "knn_k": 7}}
+    )
+    p = make_paradigm(cfg)
+    recipe = p.recipe(cfg.train)
+    fs = difficulty_features(p, DIGITS, recipe)
+    assert isinstance(fs, EncoderFeatures)
+    assert (fs.views, fs.k, fs.negatives) == (4, 7, recipe.batch_size - 1)
+    assert type(fs.objective) is type(p.objective(DIGITS, recipe))  # its own loss: BYOL
+    assert fs.augment == p.augment(DIGITS)
+
+
+def test_a_paradigm_without_the_capability_supplies_no_features():
+    class Old:  # registered before difficulty_features existed
+        name = "old"
+
+    assert difficulty_features(Old(), DIGITS, Recipe()) is None  # type: ignore[arg-type]
 
 
 class Toy(Supervised):
@@ -62,6 +86,9 @@ class Toy(Supervised):
     name = "toy"
     has_classes = False
     batched_trainable = False
+
+    def difficulty_features(self, ds, recipe):
+        return None  # it supplies no difficulty features
 
 
 @pytest.fixture
@@ -96,12 +123,13 @@ def test_a_third_paradigm_drives_the_pipeline_by_its_capabilities(toy, tmp_path)
     r = run_audit(from_dict(table), run, progress=False, log=logs.append, render_report=False)
     r = r.results
     assert r["paradigm"]["name"] == "toy" and r["paradigm"]["has_classes"] is False
+    assert r["paradigm"]["difficulty"] is False
     # a CrossEntropy objective, yet no batched engine and no difficulty index: the flags decide
     assert any("batched trains cross-entropy models only; sequential here" in m for m in logs)
     assert "finetune" in r["forgetting"] and r["difficulty"] == {}
     assert any(m.startswith("difficulty: skipped") for m in logs)
     # the readers of the finished run ask the recorded capability
-    with pytest.raises(RunFileError, match="this run audited toy encoders"):
+    with pytest.raises(RunFileError, match=r"this run's paradigm \(toy\) supplies no difficulty"):
         load_table(run)
     samples, _ = read_samples(run, r)
     assert samples is not None and "membership signal" in signal_figure(r, samples)

@@ -5,7 +5,10 @@ import numpy as np
 import pytest
 
 from unlearn_audit.difficulty.assess import assess, difficulty_columns, tame
-from unlearn_audit.difficulty.rows import FEATURES, Rows
+from unlearn_audit.difficulty.classifier import FEATURES, ClassifierFeatures
+from unlearn_audit.difficulty.rows import Rows
+
+TAMED = ClassifierFeatures.tamed
 
 
 def _synthetic(n, seed, shift=0.0):
@@ -21,7 +24,7 @@ def test_assess_learns_on_shadows_and_judges_the_target():
     rows = Rows(shadow_feats, np.repeat(np.arange(4), 100), np.arange(400) % 50)
     target, target_y = _synthetic(60, 1)
     ids = np.arange(100, 160)
-    entry, cols = assess(rows, shadow_y, target, target_y, ids, bar=0.6)
+    entry, cols = assess(rows, shadow_y, target, target_y, ids, bar=0.6, tamed=TAMED)
     assert entry["n"] == 60 and entry["n_fit"] == 400 and entry["n_shadows"] == 4
     assert entry["spearman"]["index"] > 0.9
     assert abs(entry["spearman"]["features"]["entanglement"]) < 0.35
@@ -48,10 +51,16 @@ def test_assess_is_invariant_to_the_order_of_the_samples():
     for name in FEATURES:  # 11 identical samples: equal predictions, ties broken by id
         target[name][:10] = target[name][10]
     ids = np.random.default_rng(4).permutation(1000)[:40]
-    entry, cols = assess(rows, shadow_y, target, target_y, ids, bar=0.7)
+    entry, cols = assess(rows, shadow_y, target, target_y, ids, bar=0.7, tamed=TAMED)
     p = np.random.default_rng(5).permutation(40)
     entry_p, cols_p = assess(
-        rows, shadow_y, {k: v[p] for k, v in target.items()}, target_y[p], ids[p], bar=0.7
+        rows,
+        shadow_y,
+        {k: v[p] for k, v in target.items()},
+        target_y[p],
+        ids[p],
+        bar=0.7,
+        tamed=TAMED,
     )
     assert entry_p == entry
     for name in cols:
@@ -62,12 +71,12 @@ def test_assess_refuses_to_evaluate_on_its_fitting_rows():
     feats, y = _synthetic(50, 0)
     rows = Rows(feats, np.zeros(50, int), np.arange(50))
     with pytest.raises(ValueError, match="learn on shadows, evaluate on target"):
-        assess(rows, y, feats, y, np.arange(50), bar=0.7)
+        assess(rows, y, feats, y, np.arange(50), bar=0.7, tamed=TAMED)
 
 
 def test_tame_keeps_ranks_and_columns_fill_only_forget_rows():
     v = np.array([0.0, 1.0, 100.0])
-    out = tame({"loss": v, "margin": -v})
+    out = tame({"loss": v, "margin": -v}, TAMED)
     np.testing.assert_allclose(out["loss"], np.log1p(v))
     np.testing.assert_array_equal(out["margin"], -v)
     cols = difficulty_columns(

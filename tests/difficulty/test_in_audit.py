@@ -17,7 +17,7 @@ import unlearn_audit.audit.pipeline as pipeline
 from unlearn_audit import run_audit
 from unlearn_audit.audit.config import ConfigError, from_dict
 from unlearn_audit.cli import main
-from unlearn_audit.difficulty.rows import FEATURES
+from unlearn_audit.difficulty.classifier import FEATURES
 from unlearn_audit.runfiles import read_samples
 
 TINY = {
@@ -278,13 +278,24 @@ def test_rank_without_a_run_or_without_difficulty(tmp_path):
     assert "attack.ulira = true" in res.output and len(res.output.strip().splitlines()) == 1
 
 
-def test_rank_says_a_contrastive_run_has_no_difficulty(tmp_path):
+def test_rank_says_an_old_contrastive_run_has_no_difficulty(tmp_path):
+    """A run written before ``paradigm.difficulty`` (encoders had no difficulty then)."""
     import json
 
     run = tmp_path / "enc"
     run.mkdir()
     (run / "samples.csv").write_text("index,id,label,split,signal.original\n0,0,1,forget,0.5\n")
-    (run / "results.json").write_text(json.dumps({"config": {"paradigm": "contrastive"}}))
+    old = {"config": {"paradigm": "contrastive"}, "paradigm": {"name": "contrastive"}}
+    (run / "results.json").write_text(json.dumps(old))
     res = _rank(run)
-    assert res.exit_code == 2 and "this run audited contrastive encoders" in res.output
-    assert "attack.ulira" not in res.output
+    assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1
+    assert "this run audited contrastive models without class logits" in res.output
+    assert "computed difficulty for classifiers only" in res.output
+    assert "no paradigm.difficulty" in res.output
+    assert "rerun the audit with this version" in res.output
+    # the same run written now records the capability: then the ulira advice applies
+    (run / "results.json").write_text(
+        json.dumps({**old, "paradigm": {"name": "contrastive", "difficulty": True}})
+    )
+    res = _rank(run)
+    assert res.exit_code == 2 and "attack.ulira = true and difficulty.enabled" in res.output

@@ -1,5 +1,5 @@
 """The audit's rows: representation, bank features, outcomes, the pool
-(difficulty/rows.py)."""
+(difficulty/rows.py, difficulty/classifier.py)."""
 
 import numpy as np
 import pytest
@@ -8,11 +8,10 @@ from torch import nn
 
 from tests.difficulty.test_features import _data
 from unlearn_audit.attacks.registry import get as get_attack
+from unlearn_audit.difficulty.classifier import FEATURES, representation
 from unlearn_audit.difficulty.rows import (
-    FEATURES,
     Rows,
     bank_features,
-    representation,
     shadow_outcomes,
     target_outcome,
 )
@@ -96,5 +95,6 @@ def test_pool_bandwidth_is_the_median_distance_of_the_forget_inputs(monkeypatch)
     y = torch.zeros(5, dtype=torch.int64)
     pool = da.PoolData.of(x, y, np.array([3, 0, 2]))  # distances 3, 4, 7
     assert pool.bandwidth == 4.0 and pool.labels.tolist() == [0] * 5
+    assert pool.forget.tolist() == [0, 2, 3]  # the forget set, sorted
     monkeypatch.setattr(da, "BANDWIDTH_SAMPLES", 2)  # evenly spaced in pool order: 0 and 3
     assert da.PoolData.of(x, y, np.array([3, 0, 2])).bandwidth == 7.0

@@ -15,7 +15,12 @@ from unlearn_audit.reports.figures import average_ranks, spearman
 from unlearn_audit.reports.images import encode_png, png_data_uri, to_pixels
 from unlearn_audit.reports.provenance import describe_forget
 from unlearn_audit.reports.tables import utility_label, wilson_interval
-from unlearn_audit.runfiles import has_classes, read_samples
+from unlearn_audit.runfiles import (
+    difficulty_recorded,
+    has_classes,
+    has_difficulty,
+    read_samples,
+)
 
 
 def _png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
@@ -174,3 +179,16 @@ def test_has_classes_reads_the_recorded_capability_and_falls_back_to_the_name():
     assert not has_classes({"paradigm": {"name": "contrastive"}})
     assert not has_classes({"config": {"paradigm": "contrastive"}})
     assert has_classes({}) and has_classes({"paradigm": None, "config": 3})
+
+
+def test_has_difficulty_reads_the_recorded_capability_and_falls_back_to_has_classes():
+    enc = {"paradigm": {"name": "contrastive", "has_classes": False, "difficulty": True}}
+    assert has_difficulty(enc) and difficulty_recorded(enc)
+    toy = {"paradigm": {"name": "toy", "has_classes": True, "difficulty": False}}
+    assert not has_difficulty(toy) and difficulty_recorded(toy)
+    # runs written before the key: difficulty was computed for classifiers only
+    old_encoder = {"paradigm": {"name": "contrastive", "has_classes": False}}
+    assert not has_difficulty(old_encoder) and not difficulty_recorded(old_encoder)
+    assert not has_difficulty({"config": {"paradigm": "contrastive"}})
+    assert has_difficulty({"paradigm": {"name": "supervised"}}) and has_difficulty({})
+    assert not difficulty_recorded({"paradigm": {"difficulty": "yes"}, "config": 3})
