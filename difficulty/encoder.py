@@ -26,7 +26,10 @@ projection ``z`` the encoder was trained on:
   in a dense region is fitted by models that never saw it).
 
 Every random draw comes from a fixed seed (:data:`ALIGNMENT_SEED`, :data:`GRAD_SEED`,
-:data:`NEGATIVE_SEED`), so every model is asked about the same views and negatives.
+:data:`NEGATIVE_SEED`): every model is asked about the same negatives, and about the
+same views of a sample for ``alignment``; ``grad_norm``'s views are drawn per chunk of
+the samples described, so a sample's two views there differ between its audited row
+and its shadow rows (augmentation noise, the same distribution in both).
 """
 
 from __future__ import annotations
@@ -66,18 +69,25 @@ BLOCK = 1024
 
 
 def alignment(
-    model: nn.Module, x: torch.Tensor, augment: ViewAugment, views: int, seed: int
+    model: nn.Module,
+    x: torch.Tensor,
+    rows: np.ndarray,
+    augment: ViewAugment,
+    views: int,
+    seed: int,
 ) -> np.ndarray:
-    """EncoderMI's alignment of each image: ``2/(A(A-1)) Σ_{a<b} cos(z_a, z_b)``.
+    """EncoderMI's alignment of images ``x[rows]``: ``2/(A(A-1)) Σ_{a<b} cos(z_a, z_b)``.
 
     ``z_1..z_A`` are the projections of ``A = views`` augmentations drawn from ``seed``
-    (:func:`~unlearn_audit.learning.probe.query_features`, so every model sees the same
-    views; Liu et al. 2021, Sec. 4.2, :func:`~unlearn_audit.learning.probe.encodermi_similarity`).
+    for the whole of ``x`` (:func:`~unlearn_audit.learning.probe.query_features` with
+    ``rows``: a sample gets the same views from every model, whichever other samples are
+    described with it; Liu et al. 2021, Sec. 4.2,
+    :func:`~unlearn_audit.learning.probe.encodermi_similarity`).
 
     Returns:
-        ``(n,)`` float64 in ``[-1, 1]``.
+        ``(len(rows),)`` float64 in ``[-1, 1]``.
     """
-    feats = query_features(model, x, augment, views, seed)
+    feats = query_features(model, x, augment, views, seed, rows=torch.as_tensor(rows))
     return encodermi_similarity(feats).double().cpu().numpy()
 
 
@@ -234,7 +244,9 @@ class EncoderFeatures:
             y = pool.y.to(h.device)
             xf = pool.x[torch.as_tensor(forget, device=pool.x.device)]
             return {
-                "alignment": alignment(model, xf, self.augment, self.views, ALIGNMENT_SEED),
+                "alignment": alignment(
+                    model, pool.x, forget, self.augment, self.views, ALIGNMENT_SEED
+                ),
                 "grad_norm": encoder_grad_norm(
                     model,
                     xf,

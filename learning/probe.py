@@ -61,22 +61,46 @@ def query_features(
     n_aug: int,
     seed: int,
     chunk: int = QUERY_CHUNK,
+    rows: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Projections ``(n, n_aug, d)`` (on ``x``'s device) of ``n_aug`` seeded views of each image.
 
     Chunk ``k`` of ``chunk`` images draws its views from a generator seeded
     with ``seed + k``, so the query images depend on ``seed`` and the data only:
     every model is asked about the very same images.
+
+    With ``rows`` (indices into ``x``, each at most once), only those images are
+    projected, ``(len(rows), n_aug, d)`` in the order of ``rows``, each with exactly
+    the views a call on the whole of ``x`` gives it (a chunk's parameters are all
+    drawn, the rows' are applied): a sample's views do not depend on which others
+    are asked about.
     """
     out = []
     shape = tuple(x.shape[1:])
+    want = None if rows is None else torch.as_tensor(rows, dtype=torch.long).cpu()
+    got = []
     for k, start in enumerate(range(0, x.shape[0], chunk)):
         xb = x[start : start + chunk]
+        if want is not None:
+            local = want[(want >= start) & (want < start + xb.shape[0])] - start
+            if local.numel() == 0:
+                continue
         gen = torch.Generator().manual_seed(seed + k)
         params = augment.draw(xb.shape[0] * n_aug, gen, shape)
+        if want is not None:
+            params = params.take((local[:, None] * n_aug + torch.arange(n_aug)).flatten())
+            xb = xb[local.to(x.device)]
+            got.append(local + start)
         views = augment.apply(xb.repeat_interleave(n_aug, 0), params)
         out.append(features(model, views, projection).reshape(xb.shape[0], n_aug, -1))
-    return torch.cat(out)
+    if want is None:
+        return torch.cat(out)
+    if not out:
+        return torch.zeros(0, n_aug, 0, device=x.device)
+    order = torch.cat(got)  # pool rows of the result, chunk by chunk
+    by_row = torch.argsort(order)
+    where = by_row[torch.searchsorted(order[by_row], want)]
+    return torch.cat(out)[where.to(x.device)]
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from unlearn_audit.learning.probe import (
     instance_logit,
     knn_predict,
     knn_votes,
+    query_features,
 )
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/learning/conftest.py
@@ -134,3 +135,18 @@ def test_instance_logit_does_not_depend_on_the_chunk_size():
     own = torch.tensor([0, -1, 1, -1, 2, -1, 3, 4, 5, 6])
     whole = instance_logit(feats, bank, own, 0.2)
     torch.testing.assert_close(instance_logit(feats, bank, own, 0.2, chunk=3), whole)
+
+
+def test_query_features_of_some_rows_are_those_of_the_whole_call():
+    from unlearn_audit.learning.views import ViewAugment
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
+    x = torch.rand(11, 1, 4, 4)
+    aug = ViewAugment(crop_scale=(1.0, 1.0), translate=1.0, noise=0.1)
+    full = query_features(model, x, aug, 3, seed=7, chunk=4)  # 3 chunks
+    rows = torch.tensor([10, 1, 6, 5])
+    part = query_features(model, x, aug, 3, seed=7, chunk=4, rows=rows)
+    assert part.shape == (4, 3, 3)
+    torch.testing.assert_close(part, full[rows])
+    assert query_features(model, x, aug, 3, seed=7, rows=rows[:0]).shape[0] == 0
