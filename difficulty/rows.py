@@ -92,8 +92,11 @@ class FeatureSet(Protocol):
         tamed: Non-negative heavy-tailed features the ridge sees as ``log1p``.
     """
 
-    names: tuple[str, ...]
-    tamed: tuple[str, ...]
+    @property
+    def names(self) -> tuple[str, ...]: ...
+
+    @property
+    def tamed(self) -> tuple[str, ...]: ...
 
     def confidence(self, signal: np.ndarray) -> np.ndarray:
         """The per-model statistic memorization averages, from the view-mean signal."""
