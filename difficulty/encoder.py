@@ -150,7 +150,8 @@ def local_density(query: torch.Tensor, pool: torch.Tensor, own: torch.Tensor, k:
     out = []
     for s in range(0, query.shape[0], BLOCK):
         sim = qn[s : s + BLOCK] @ pn.T
-        sim[torch.arange(sim.shape[0]), own[s : s + BLOCK].to(sim.device)] = float("-inf")
+        rows = torch.arange(sim.shape[0], device=sim.device)
+        sim[rows, own[s : s + BLOCK].to(sim.device)] = float("-inf")
         out.append(sim.topk(kk, dim=1).values.mean(1).cpu())
     return torch.cat(out).numpy() if out else np.zeros(0)
 
