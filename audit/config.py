@@ -53,7 +53,7 @@ from unlearn_audit.audit.config_types import (
     UnlearnConfig,
     VerdictConfig,
 )
-from unlearn_audit.audit.paradigms import check_paradigm
+from unlearn_audit.audit.paradigms import check_paradigm, paradigm_defaults
 
 __all__ = [
     "EXECUTORS",
@@ -74,6 +74,7 @@ __all__ = [
     "check_params",
     "check_keys",
     "from_dict",
+    "with_paradigm_defaults",
     "load_toml",
     "merge",
     "to_toml",
@@ -124,9 +125,21 @@ def check_keys(cfg: AuditConfig) -> None:
         check_params(method, params)
 
 
+def with_paradigm_defaults(table: dict[str, Any]) -> dict[str, Any]:
+    """``table`` over the defaults of the paradigm it names (``paradigm``, default
+    ``supervised``): the built-in defaults, then the paradigm's
+    (:func:`audit.paradigms.paradigm_defaults`), then every key of ``table``."""
+    name = table.get("paradigm", AuditConfig.paradigm)
+    return merge(paradigm_defaults(name), table) if isinstance(name, str) else table
+
+
 def from_dict(table: dict[str, Any]) -> AuditConfig:
-    """Build and validate a config from a (TOML-shaped) nested dict."""
-    cfg = build(table)
+    """Build and validate a config from a (TOML-shaped) nested dict.
+
+    Keys the table leaves out take the defaults of the paradigm it names
+    (:func:`with_paradigm_defaults`), else the built-in ones.
+    """
+    cfg = build(with_paradigm_defaults(table))
     check_keys(cfg)
     check_relations(cfg)
     return cfg
@@ -140,4 +153,4 @@ def check_file(table: dict[str, Any]) -> None:
     replaced). Checks that relate keys to each other (parameters of a method that
     only a flag adds) wait for the merged config (:func:`from_dict`).
     """
-    check_keys(build(table))
+    check_keys(build(with_paradigm_defaults(table)))

@@ -21,6 +21,12 @@ and reads what it can do from its declared capabilities:
   InfoNCE negatives (``Unlearner.needs_negatives``) applies (False for BYOL and for a
   classifier).
 
+A paradigm may also register *defaults*: a partial, TOML-shaped table that
+``paradigm = "NAME"`` lays over the built-in defaults before the user's file and
+flags (:func:`paradigm_defaults`; read by :func:`audit.config.from_dict`). The
+contrastive paradigm uses it for the recipe and shadow count that give an encoder
+audit power in its time budget (``Contrastive.DEFAULTS``, docs/contrastive.md).
+
 ``supervised`` lives here; ``contrastive`` (SimCLR / MoCo encoders) registers beside
 it. results.json's ``paradigm`` block records ``has_classes`` and ``difficulty``
 (whether it supplies difficulty features) for the readers of a finished run (the
@@ -29,8 +35,9 @@ report, ``unlearn-audit rank``), which do not import this module.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -159,14 +166,32 @@ _FACTORIES: dict[str, ParadigmFactory] = {
     "supervised": lambda cfg: Supervised(),
     "contrastive": Contrastive.from_config,
 }
+# name -> the defaults ``paradigm = NAME`` lays under the user's keys (none: the built-in)
+_DEFAULTS: dict[str, dict[str, Any]] = {"contrastive": Contrastive.DEFAULTS}
 
 
-def register_paradigm(name: str, factory: ParadigmFactory) -> None:
+def register_paradigm(
+    name: str, factory: ParadigmFactory, defaults: dict[str, Any] | None = None
+) -> None:
     """Make ``paradigm = "NAME"`` build ``factory(cfg)``; the paradigm it builds names
-    itself ``name`` and declares the capabilities of :class:`Paradigm`."""
+    itself ``name`` and declares the capabilities of :class:`Paradigm`. ``defaults``, a
+    partial TOML-shaped table (``{"train": {"epochs": 100}}``), replaces built-in
+    defaults for audits of this paradigm; the user's own keys still win."""
     if not name or not isinstance(name, str):
         raise ValueError(f"a paradigm needs a non-empty name, got {name!r}")
+    if defaults is not None and not isinstance(defaults, dict):
+        raise ValueError(f"a paradigm's defaults must be a table (dict), got {defaults!r}")
     _FACTORIES[name] = factory
+    if defaults:
+        _DEFAULTS[name] = defaults
+    else:
+        _DEFAULTS.pop(name, None)
+
+
+def paradigm_defaults(name: str) -> dict[str, Any]:
+    """A copy of the defaults ``paradigm = name`` lays over the built-in ones (``{}``:
+    none, also for a name nobody registered, which the config's checks refuse)."""
+    return copy.deepcopy(_DEFAULTS.get(name, {}))
 
 
 def available_paradigms() -> list[str]:

@@ -94,6 +94,7 @@ class Toy(Supervised):
 @pytest.fixture
 def toy(monkeypatch):
     monkeypatch.setattr(paradigms, "_FACTORIES", dict(paradigms._FACTORIES))
+    monkeypatch.setattr(paradigms, "_DEFAULTS", dict(paradigms._DEFAULTS))
     register_paradigm("toy", lambda cfg: Toy())
 
 
@@ -133,3 +134,62 @@ def test_a_third_paradigm_drives_the_pipeline_by_its_capabilities(toy, tmp_path)
         load_table(run)
     samples, _ = read_samples(run, r)
     assert samples is not None and "membership signal" in signal_figure(r, samples)
+
+
+def test_the_contrastive_paradigm_brings_its_own_defaults_and_every_user_key_wins():
+    builtin, encoder = from_dict({}), from_dict({"paradigm": "contrastive"})
+    assert (builtin.train.epochs, builtin.train.lr, builtin.attack.shadows) == (40, 0.05, 64)
+    assert (encoder.train.epochs, encoder.train.lr, encoder.attack.shadows) == (200, 0.1, 32)
+    assert encoder.train.batch_size == builtin.train.batch_size  # only what it names changes
+    assert encoder.to_dict()["train"] == {**builtin.to_dict()["train"], "epochs": 200, "lr": 0.1}
+    mine = from_dict(
+        {"paradigm": "contrastive", "train": {"epochs": 7}, "attack": {"shadows": 64}}
+    )
+    assert (mine.train.epochs, mine.train.lr, mine.attack.shadows) == (7, 0.1, 64)
+    # the table handed in is not changed, and a wrong value is still refused by name
+    table = {"paradigm": "contrastive"}
+    from_dict(table)
+    assert table == {"paradigm": "contrastive"}
+    with pytest.raises(ConfigError, match="train.epochs"):
+        check_file({"paradigm": "contrastive", "train": {"epochs": "many"}})
+
+
+def test_the_paradigm_flag_brings_its_defaults_under_a_file_and_flags(tmp_path, monkeypatch):
+    """`--paradigm contrastive` on the CLI lays the defaults under the file's keys and
+    the other flags: a file's [train] epochs and an --epochs flag both win."""
+    from click.testing import CliRunner
+
+    import unlearn_audit
+    from unlearn_audit.cli import main
+
+    seen = []
+
+    def fake_run_audit(cfg, out, **kwargs):
+        seen.append(cfg)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(unlearn_audit, "run_audit", fake_run_audit)
+    conf = tmp_path / "mine.toml"
+    conf.write_text("[train]\nepochs = 11\n")
+    runs = [
+        ["--paradigm", "contrastive"],
+        ["--paradigm", "contrastive", "--config", str(conf)],
+        ["--paradigm", "contrastive", "--epochs", "5", "--shadows", "8"],
+    ]
+    for extra in runs:
+        result = CliRunner().invoke(main, ["audit", "--out", str(tmp_path / "run"), *extra])
+        assert result.exit_code == 0, result.output
+    got = [(c.train.epochs, c.train.lr, c.attack.shadows) for c in seen]
+    assert got == [(200, 0.1, 32), (11, 0.1, 32), (5, 0.1, 8)]
+
+
+def test_a_registered_paradigm_may_bring_defaults(toy):
+    register_paradigm("toy", lambda cfg: Toy(), defaults={"attack": {"shadows": 4}})
+    assert from_dict({"paradigm": "toy"}).attack.shadows == 4
+    assert paradigms.paradigm_defaults("toy") == {"attack": {"shadows": 4}}
+    paradigms.paradigm_defaults("toy")["attack"]["shadows"] = 99  # a copy
+    assert from_dict({"paradigm": "toy"}).attack.shadows == 4
+    with pytest.raises(ValueError, match="table"):
+        register_paradigm("toy", lambda cfg: Toy(), defaults=[("attack", 4)])
+    register_paradigm("toy", lambda cfg: Toy())  # registered again without: none
+    assert from_dict({"paradigm": "toy"}).attack.shadows == 64
