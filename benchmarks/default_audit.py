@@ -10,8 +10,11 @@ quotes. Usage::
         --out benchmarks/results/contrastive_default.txt
     python benchmarks/default_audit.py --config configs/contrastive-digits.toml \
         --out benchmarks/results/contrastive_digits.txt
+    python benchmarks/default_audit.py --paradigm contrastive --seeds 0 1 2 \
+        --keep runs/contrastive-default --out benchmarks/results/contrastive_default.txt
 
-``--paradigm`` and ``--config`` are passed on to ``unlearn-audit audit``.
+``--paradigm`` and ``--config`` are passed on to ``unlearn-audit audit``, and so is
+everything after ``--`` (e.g. ``-- --shadows 64``).
 """
 
 from __future__ import annotations
@@ -27,9 +30,11 @@ import time
 from pathlib import Path
 
 
-def one(seed: int, extra: list[str]) -> dict[str, object]:
+def one(seed: int, extra: list[str], keep: Path | None = None) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "run"
+        out = keep / f"seed{seed}" if keep else Path(tmp) / "run"
+        if out.exists():
+            raise SystemExit(f"{out} exists: --keep needs a fresh folder (nothing cached)")
         cmd = [
             sys.executable,
             "-m",
@@ -74,9 +79,17 @@ def main() -> None:
     ap.add_argument("--out", default="benchmarks/results/default_audit.txt")
     ap.add_argument("--paradigm", help="passed on: --paradigm")
     ap.add_argument("--config", help="passed on: --config")
+    ap.add_argument(
+        "--keep",
+        type=Path,
+        help="keep each run directory as KEEP/seedN (e.g. for benchmarks/difficulty.py "
+        "--measure); it must not exist yet",
+    )
+    ap.add_argument("audit_args", nargs="*", help="after --: passed on to the audit as they are")
     args = ap.parse_args()
     extra = [*(["--paradigm", args.paradigm] if args.paradigm else [])]
     extra += ["--config", args.config] if args.config else []
+    extra += args.audit_args
     lines = [
         f"# unlearn-audit default audit benchmark ({time.strftime('%Y-%m-%d %H:%M')})",
         f"# machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
@@ -85,7 +98,7 @@ def main() -> None:
         "(fresh RUN)",
     ]
     for seed in args.seeds:
-        res = one(seed, extra)
+        res = one(seed, extra, args.keep)
         lines.append(f"\nseed {seed}: wall {res['wall_s']:.1f} s, phases {res['timings']}")
         power = res["power"]
         lines.append(

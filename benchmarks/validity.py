@@ -21,7 +21,9 @@ Usage::
         [--out benchmarks/results/validity.txt]
 
 ``default`` is the embedded default (``configs/default.toml``); ``fashion`` is
-``configs/fashion-mnist.toml`` (Debian's ``dataset-fashion-mnist``). The U-LiRA
+``configs/fashion-mnist.toml`` (Debian's ``dataset-fashion-mnist``); ``contrastive``
+is ``unlearn-audit audit --paradigm contrastive`` (a SimCLR encoder with the
+paradigm's defaults, docs/contrastive.md). The U-LiRA
 banks and the difficulty analysis are switched off (they do not enter the
 membership verdict); the methods of the config are not run.
 """
@@ -42,13 +44,19 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 
 SHARES = (0.0, 0.25, 0.5, 0.75, 1.0)
-SETTINGS = {"default": "configs/default.toml", "fashion": "configs/fashion-mnist.toml"}
+#: setting -> a config file, or a table (the built-in defaults of the paradigm it names)
+SETTINGS: dict[str, str | dict[str, Any]] = {
+    "default": "configs/default.toml",
+    "fashion": "configs/fashion-mnist.toml",
+    "contrastive": {"paradigm": "contrastive"},  # unlearn-audit audit --paradigm contrastive
+}
 
 
 def _config(setting: str, seed: int) -> Any:
     from unlearn_audit.audit.config import from_dict, load_toml, merge
 
-    table = load_toml(ROOT / SETTINGS[setting])
+    source = SETTINGS[setting]
+    table = dict(source) if isinstance(source, dict) else load_toml(ROOT / source)
     fast = {
         "seed": seed,
         "unlearn": {"methods": [], "params": {}},
