@@ -142,9 +142,7 @@ def test_the_contrastive_paradigm_brings_its_own_defaults_and_every_user_key_win
     assert (encoder.train.epochs, encoder.train.lr, encoder.attack.shadows) == (200, 0.1, 32)
     assert encoder.train.batch_size == builtin.train.batch_size  # only what it names changes
     assert encoder.to_dict()["train"] == {**builtin.to_dict()["train"], "epochs": 200, "lr": 0.1}
-    mine = from_dict(
-        {"paradigm": "contrastive", "train": {"epochs": 7}, "attack": {"shadows": 64}}
-    )
+    mine = from_dict({"paradigm": "contrastive", "train": {"epochs": 7}, "attack": {"shadows": 64}})
     assert (mine.train.epochs, mine.train.lr, mine.attack.shadows) == (7, 0.1, 64)
     # the table handed in is not changed, and a wrong value is still refused by name
     table = {"paradigm": "contrastive"}
