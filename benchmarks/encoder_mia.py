@@ -13,7 +13,7 @@ stated:
   an encoder that overfits maps the views of a training image closer together); its
   vector-based variant (EncoderMI-V) feeds the ranked similarity vector to a
   classifier. The views are the audit's query views
-  (:func:`unlearn_audit.audit.contrastive.query_features`, seeded with ``QUERY_SEED``):
+  (:func:`unlearn_audit.learning.probe.query_features`, seeded with the audit's ``QUERY_SEED``):
   every encoder is asked about the very same images.
 * **Classifier**: logistic regression (scikit-learn, L2 with ``C = 1``, on standardised
   features; EncoderMI-V uses a neural network), trained on the audit's *shadow*
@@ -38,7 +38,8 @@ from sklearn.preprocessing import StandardScaler
 from torch import nn
 
 from unlearn_audit.attacks.metrics import roc_metrics
-from unlearn_audit.audit.contrastive import query_features
+from unlearn_audit.audit.contrastive import CHUNK, QUERY_SEED
+from unlearn_audit.learning.probe import query_features
 from unlearn_audit.learning.views import ViewAugment
 
 # what the write-up quotes (one line, for a results file's header)
@@ -56,7 +57,9 @@ def similarity_vectors(
 ) -> np.ndarray:
     """``(n, views (views - 1) / 2)``: each sample's sorted pairwise view similarities."""
     with torch.no_grad():
-        z = torch.nn.functional.normalize(query_features(model, x, augment, views).double(), dim=2)
+        z = torch.nn.functional.normalize(
+            query_features(model, x, augment, views, QUERY_SEED, CHUNK).double(), dim=2
+        )
         gram = z @ z.transpose(1, 2)
     rows, cols = torch.triu_indices(views, views, offset=1)
     return gram[:, rows, cols].sort(dim=1).values.cpu().numpy().astype(np.float32)
