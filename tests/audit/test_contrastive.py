@@ -22,14 +22,7 @@ from unlearn_audit.learning.contrastive import MoCo, SimCLR
 from unlearn_audit.learning.data import Dataset
 from unlearn_audit.learning.probe import encodermi_similarity
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one torch thread avoids thread hand-off costs on shared cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 DIGITS = load_dataset("digits", limit=120)

@@ -23,12 +23,7 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 GPU = {"simclr": "cifar10-simclr-gpu.toml", "moco": "cifar10-moco-gpu.toml"}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _cifar_like(path: Path, n: int = 40) -> Path:

@@ -35,12 +35,7 @@ DIGITS = load_dataset("digits", limit=60)
 AUG = default_views(DIGITS.shape, DIGITS.flippable)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _encoder(seed=0):

@@ -13,7 +13,7 @@ from unlearn_audit.learning.byol import BYOLState, byol_pairs
 from unlearn_audit.learning.views import ViewAugment
 from unlearn_audit.unlearners import paradigm_of
 
-pytestmark = pytest.mark.usefixtures("one_thread")  # tests/learning/conftest.py
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 CPU = torch.device("cpu")

@@ -19,7 +19,7 @@ from unlearn_audit.learning.contrastive import (
 )
 from unlearn_audit.learning.views import ViewAugment
 
-pytestmark = pytest.mark.usefixtures("one_thread")  # tests/learning/conftest.py
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 CPU = torch.device("cpu")

@@ -6,7 +6,7 @@ import torch
 from unlearn_audit.learning.augment import shift
 from unlearn_audit.learning.views import ViewAugment, default_views
 
-pytestmark = pytest.mark.usefixtures("one_thread")  # tests/learning/conftest.py
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _imgs(c=1, h=8, n=6, seed=0):

@@ -18,7 +18,7 @@ from unlearn_audit.learning.probe import (
     query_features,
 )
 
-pytestmark = pytest.mark.usefixtures("one_thread")  # tests/learning/conftest.py
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 BANK = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9], [-1.0, 0.0]])
