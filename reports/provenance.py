@@ -79,6 +79,20 @@ def _who(run: dict[str, Any]) -> str:
     return ", ".join(parts) if parts else "not recorded"
 
 
+def _learning(results: dict[str, Any], config: dict[str, Any]) -> list[tuple[str, str]]:
+    """``("Learning", ...)``: the paradigm (with its method, e.g. ``contrastive (simclr)``)
+    and the membership signal the verdict reads; nothing for a run that records neither."""
+    paradigm = as_dict(results.get("paradigm"))
+    name = paradigm.get("name") or config.get("paradigm")
+    if not name:
+        return []
+    method = as_dict(config.get(str(name))).get("method")
+    text = fmt_value(name) + (f" ({fmt_value(method)})" if method else "")
+    if paradigm.get("signal"):
+        text += f"; membership signal: {fmt_value(paradigm['signal'])}"
+    return [("Learning", text)]
+
+
 def summary_rows(results: dict[str, Any], verdict_line: str) -> list[tuple[str, str]]:
     """The compliance summary as ``(label, text)`` rows."""
     run, data = as_dict(results.get("run")), as_dict(results.get("data"))
@@ -99,6 +113,7 @@ def summary_rows(results: dict[str, Any], verdict_line: str) -> list[tuple[str, 
         ("Run by", _who(run)),
         ("Tool", " ".join(str(tool[k]) for k in ("name", "version") if tool.get(k)) or MISSING),
         ("Data and model", what),
+        *_learning(results, config),
         ("Forget request", describe_forget(data, run.get("seed", config.get("seed")))),
     ]
     if data.get("n_retain") is not None:

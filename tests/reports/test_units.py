@@ -13,7 +13,7 @@ from matplotlib import image as mpimg
 
 from unlearn_audit.reports.figures import average_ranks, spearman
 from unlearn_audit.reports.images import encode_png, png_data_uri, to_pixels
-from unlearn_audit.reports.provenance import describe_forget
+from unlearn_audit.reports.provenance import describe_forget, summary_rows
 from unlearn_audit.reports.tables import utility_label, wilson_interval
 from unlearn_audit.runfiles import (
     difficulty_recorded,
@@ -192,3 +192,18 @@ def test_has_difficulty_reads_the_recorded_capability_and_falls_back_to_has_clas
     assert not has_difficulty({"config": {"paradigm": "contrastive"}})
     assert has_difficulty({"paradigm": {"name": "supervised"}}) and has_difficulty({})
     assert not difficulty_recorded({"paradigm": {"difficulty": "yes"}, "config": 3})
+
+
+def test_the_summary_names_the_learning_paradigm_and_its_signal() -> None:
+    """A compliance reader sees that an encoder was audited, and with which signal."""
+    encoder = {
+        "paradigm": {"name": "contrastive", "signal": "instance discrimination"},
+        "config": {"paradigm": "contrastive", "contrastive": {"method": "simclr"}},
+    }
+    rows = dict(summary_rows(encoder, "v"))
+    assert rows["Learning"] == "contrastive (simclr); membership signal: instance discrimination"
+    classifier = {"paradigm": {"name": "supervised", "signal": "confidence"}, "config": {}}
+    assert dict(summary_rows(classifier, "v"))["Learning"] == (
+        "supervised; membership signal: confidence"
+    )
+    assert "Learning" not in dict(summary_rows({}, "v"))  # an old run that records neither
