@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tests.difficulty.test_rows import complementary_keep
 from unlearn_audit.difficulty.encoder import (
     ALIGNMENT_SEED,
     ENCODER_FEATURES,
@@ -201,11 +202,7 @@ def test_negatives_are_fixed_and_outside_the_forget_set():
 
 def test_encoder_memorization_is_mean_in_minus_mean_out_of_the_raw_signal():
     rng = np.random.default_rng(0)
-    keep = np.zeros((6, 8), bool)
-    for j in range(3):
-        half = rng.permutation(8)[:4]
-        keep[2 * j, half] = True
-        keep[2 * j + 1] = ~keep[2 * j]
+    keep = complementary_keep(rng)
     sig = rng.normal(scale=5.0, size=(6, 8, 3))
     fs = EncoderFeatures(SimCLR(AUG), AUG)
     got = bank_features(sig, keep, sig[0], np.arange(8), confidence=fs.confidence)

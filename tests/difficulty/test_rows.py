@@ -17,6 +17,16 @@ from unlearn_audit.difficulty.rows import (
 )
 
 
+def complementary_keep(rng: np.random.Generator, pairs: int = 3, n: int = 8) -> np.ndarray:
+    """A keep matrix ``(2 pairs, n)``: shadow pairs trained on complementary random halves,
+    so every sample is IN exactly half of the shadows."""
+    keep = np.zeros((2 * pairs, n), bool)
+    for j in range(pairs):
+        keep[2 * j, rng.permutation(n)[: n // 2]] = True
+        keep[2 * j + 1] = ~keep[2 * j]
+    return keep
+
+
 def test_representation_is_the_input_of_the_last_linear():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(5, 4), nn.ReLU(), nn.Linear(4, 3)).double()
@@ -60,11 +70,7 @@ def test_bank_memorization_is_high_only_for_a_sample_fitted_when_in():
 
 def test_bank_features_leave_the_described_shadow_out():
     rng = np.random.default_rng(0)
-    keep = np.zeros((6, 8), bool)
-    for j in range(3):
-        half = rng.permutation(8)[:4]
-        keep[2 * j, half] = True
-        keep[2 * j + 1] = ~keep[2 * j]
+    keep = complementary_keep(rng)
     sig = rng.normal(size=(6, 8, 2))
     f = np.flatnonzero(keep[0])
     got = bank_features(sig, keep, sig[0], f, leave_out=0)
