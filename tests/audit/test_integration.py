@@ -76,8 +76,8 @@ def test_default_contrastive_audit_has_power(tmp_path):
     retrain's residual bound 0.11-0.21, about 130 s each). Seed 0 here: MDR 0.23 and
     retrain's bound 0.11 against the 0.3 bars, detection z at most 0.41; it passed at 2
     threads and at 1 (OMP_NUM_THREADS=1) on AVX-512. Another CPU perturbs the run, not
-    redraws it (the classifier default moved by 0.01 between AVX2 and AVX-512,
-    docs/verdict.md)."""
+    redraws it: benchmarks/results/validity_default.txt recorded on AVX2 (commit 22141c3)
+    and again on AVX-512 (9d267b4) differs by at most 0.01 in any figure."""
     out = tmp_path / "encoder"
     res = CliRunner().invoke(
         main, ["audit", "--paradigm", "contrastive", "--out", str(out), "--quiet"]
