@@ -27,11 +27,11 @@ a ``--tune`` run after a plain one with the same sizes retrains nothing of the l
 
 Defaults: docs/contrastive.md's benchmark setting (the first 1,000 Fashion-MNIST images,
 500 members, 100 forgotten; ``mlp`` encoder, SimCLR T 0.2, 200 epochs, batch 128, SGD lr
-0.05; 16 shadows). Time, extrapolated from seed-0 runs at 50 and 100 epochs and one
-200-epoch encoder (5.9 s) on the 2 shared cores this was written on, one torch thread:
-about 2.5 minutes a seed, 7-8 minutes for seeds 0-2 (twice that on a busy machine);
-``--tune`` adds about 3.5 minutes of tuning audit, and its evaluation reuses the cached
-models of a plain run with the same ``--run`` (else it trains them: +7-8 minutes).
+0.05; 16 shadows). Measured on 2 cores (AVX-512 Xeon, one torch thread, 2026-12-06):
+about 105 s of audit a seed, plus the classifier attack; ``--tune`` after a plain run
+with the same ``--run`` took 2.8 minutes (its evaluation reuses the cached models).
+Recorded in benchmarks/results/contrastive_unlearners.txt and
+contrastive_unlearners_tuned.txt.
 """
 
 from __future__ import annotations
